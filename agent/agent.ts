@@ -1,0 +1,240 @@
+/**
+ * The agent: owns the store, the buses, the devices, the control loop and the local API, and their
+ * lifecycles. `start(signal)` brings them up in order; `stop()` takes them down in reverse, writing
+ * buffered readings first. One failing part is logged and isolated (a device that is off, a broker
+ * that is down); only a store that cannot be opened stops the start.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Device } from '../drivers/classes.js';
+import { systemClock, type Clock } from '../drivers/clock.js';
+import type { Log } from '../drivers/log.js';
+import { createModbusBus } from '../drivers/modbus/index.js';
+import type { BusConnection, ModbusBus } from '../drivers/modbus/types.js';
+import { createSunSpecDevice } from '../drivers/sunspec/index.js';
+import type { Config, DeviceConfig } from './config/schema.js';
+import { ControlLoop } from './control-loop.js';
+import { DeviceHandle, type AvailabilityChange } from './device-handle.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
+import { EventBus } from './events.js';
+import { LocalApi, deviceStatePayload } from './local-api.js';
+import { readingValues, type SiteSnapshot } from './snapshot.js';
+import { openStore, RetentionRunner, type ReadingWriter, type Store } from './store/index.js';
+import { VERSION } from './version.js';
+
+export interface AgentEvents {
+  snapshot: SiteSnapshot;
+  availability: AvailabilityChange;
+  batchStored: { batchId: number; rows: number };
+}
+
+export interface AgentOptions {
+  config: Config;
+  log: Log;
+  clock?: Clock;
+}
+
+export const STORE_FILE = 'flexgate.db';
+
+export function busKey(connection: DeviceConfig['connection']): string {
+  if (connection.tcp) return `tcp ${connection.tcp.host}:${connection.tcp.port}`;
+  if (connection.rtu) return `rtu ${connection.rtu.path}`;
+  throw new Error('device connection has neither tcp nor rtu');
+}
+
+function busConnection(connection: DeviceConfig['connection']): BusConnection {
+  if (connection.tcp) return { tcp: { host: connection.tcp.host, port: connection.tcp.port } };
+  if (connection.rtu) return { rtu: { ...connection.rtu } };
+  throw new Error('device connection has neither tcp nor rtu');
+}
+
+export class Agent {
+  readonly events: EventBus<AgentEvents>;
+  readonly config: Config;
+  private readonly log: Log;
+  private readonly clock: Clock;
+  private store: Store | undefined;
+  private writer: ReadingWriter | undefined;
+  private retention: RetentionRunner | undefined;
+  private readonly buses = new Map<string, ModbusBus>();
+  private handles: DeviceHandle[] = [];
+  private loop: ControlLoop | undefined;
+  private localApi: LocalApi | undefined;
+  private broker: EmbeddedBroker | undefined;
+  private readonly startedAtMs: number;
+  private stopping: Promise<void> | undefined;
+
+  constructor(options: AgentOptions) {
+    this.config = options.config;
+    this.log = options.log;
+    this.clock = options.clock ?? systemClock;
+    this.events = new EventBus(this.log.child({ module: 'events' }));
+    this.startedAtMs = this.clock.now();
+  }
+
+  get snapshot(): SiteSnapshot | undefined {
+    return this.loop?.lastSnapshot;
+  }
+
+  get storePath(): string {
+    return join(this.config.gateway.dataDir, STORE_FILE);
+  }
+
+  /** The URL of the local API broker (the embedded one's real port when port 0 was asked for). */
+  get localBrokerUrl(): string | undefined {
+    return this.broker?.url ?? this.config.localApi?.mqtt.url;
+  }
+
+  get localTopicPrefix(): string | undefined {
+    return this.localApi?.topicPrefix;
+  }
+
+  /** Resolves when the local API is connected to its broker. */
+  async localApiConnected(signal?: AbortSignal): Promise<void> {
+    await this.localApi?.waitConnected(signal);
+  }
+
+  busStats(): Record<string, ModbusBus['stats']> {
+    return Object.fromEntries([...this.buses].map(([key, bus]) => [key, bus.stats]));
+  }
+
+  async start(signal?: AbortSignal): Promise<void> {
+    const { config, clock } = this;
+    mkdirSync(config.gateway.dataDir, { recursive: true });
+    this.store = openStore({
+      path: this.storePath,
+      clock,
+      log: this.log.child({ module: 'store' }),
+      rawRetentionMs: config.store.rawRetentionMs,
+      aggregateRetentionMs: config.store.aggregateRetentionMs,
+      aggregateBucketMs: config.store.aggregateBucketMs,
+    });
+    this.writer = this.store.createReadingWriter({
+      flushIntervalMs: config.store.flushIntervalMs,
+      onBatchStored: (batchId, rows) => this.events.emit('batchStored', { batchId, rows: rows.length }),
+    });
+    this.retention = new RetentionRunner(this.store, { clock, log: this.log.child({ module: 'retention' }) });
+    this.retention.start(signal);
+
+    for (const device of config.devices) {
+      const key = busKey(device.connection);
+      if (!this.buses.has(key)) {
+        this.buses.set(key, createModbusBus({ connection: busConnection(device.connection), clock, log: this.log.child({ module: 'modbus', bus: key }) }));
+      }
+    }
+    this.handles = config.devices.map((device) => this.createHandle(device));
+
+    await this.startLocalApi(signal);
+
+    await Promise.all([...this.buses.values()].map((bus) => bus.start(signal)));
+    const store = this.store;
+    const writer = this.writer;
+    const siteMeter = config.devices.find((d) => d.class === 'meter' && (d.role ?? 'site') === 'site');
+    this.loop = new ControlLoop({
+      clock,
+      log: this.log.child({ module: 'loop' }),
+      devices: this.handles,
+      ...(siteMeter ? { siteMeterId: siteMeter.id } : {}),
+      onReading: (deviceId, tsMs, reading) => writer.add({ deviceId, tsMs, values: readingValues(reading) }),
+      onAvailability: (change) => {
+        const a = change.availability;
+        if (a.state !== 'unknown') store.recordAvailability(change.deviceId, change.tsMs, a.state === 'online', a.state === 'offline' ? a.reason : undefined);
+        this.localApi?.publishAvailability(change.deviceId, a);
+        this.events.emit('availability', change);
+      },
+      onSnapshot: (snapshot) => {
+        this.localApi?.publishSnapshot(snapshot);
+        this.events.emit('snapshot', snapshot);
+      },
+    });
+    this.loop.start(signal);
+    signal?.addEventListener('abort', () => void this.stop(), { once: true });
+    this.log.info({ devices: config.devices.length, buses: this.buses.size, store: this.storePath }, 'agent started');
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    await this.loop?.stop();
+    this.retention?.stop();
+    try {
+      this.writer?.stop();
+    } catch (err) {
+      this.log.error({ err }, 'could not write the last readings');
+    }
+    await Promise.all([...this.buses.values()].map((bus) => bus.stop()));
+    await this.localApi?.stop().catch((err: unknown) => this.log.warn({ err }, 'local API did not stop cleanly'));
+    await this.broker?.close();
+    this.store?.close();
+    this.log.info({}, 'agent stopped');
+  }
+
+  private createHandle(device: DeviceConfig): DeviceHandle {
+    const bus = this.buses.get(busKey(device.connection));
+    if (!bus) throw new Error(`no bus for device ${device.id}`);
+    const unit = bus.unit(device.unitId, {
+      timeoutMs: device.timeoutMs,
+      backoff: { failuresBeforeBackoff: 2, initialMs: device.pollIntervalMs, maxMs: Math.max(device.pollIntervalMs, device.offlineRetryMaxMs) },
+    });
+    const log = this.log.child({ module: 'device', device: device.id });
+    return new DeviceHandle({
+      id: device.id,
+      deviceClass: device.class,
+      pollIntervalMs: device.pollIntervalMs,
+      log,
+      connect: (): Promise<Device> =>
+        createSunSpecDevice({
+          id: device.id,
+          deviceClass: device.class,
+          unit,
+          log,
+          ...(device.sunspec?.baseAddress !== undefined ? { baseAddress: device.sunspec.baseAddress } : {}),
+        }),
+    });
+  }
+
+  private async startLocalApi(signal?: AbortSignal): Promise<void> {
+    const mqttConfig = this.config.localApi?.mqtt;
+    if (!mqttConfig) return;
+    let url = mqttConfig.url;
+    if (mqttConfig.embedded) {
+      this.broker = await startEmbeddedBroker(mqttConfig.embedded);
+      url = this.broker.url;
+      this.log.info({ url }, 'embedded MQTT broker listening');
+    }
+    if (!url) return;
+    this.localApi = new LocalApi({
+      url,
+      ...(mqttConfig.username !== undefined ? { username: mqttConfig.username } : {}),
+      ...(mqttConfig.password !== undefined ? { password: mqttConfig.password } : {}),
+      baseTopic: mqttConfig.baseTopic,
+      gatewayName: this.config.gateway.name,
+      log: this.log.child({ module: 'local-api' }),
+      info: () => this.info(),
+      requests: {
+        health_check: () => ({ healthy: true, uptimeMs: this.clock.now() - this.startedAtMs }),
+        info: () => this.info(),
+        devices: () => (this.snapshot?.devices ?? this.handles.map((h) => h.state(false))).map(deviceStatePayload),
+        snapshot: () => {
+          const s = this.snapshot;
+          if (!s) throw new Error('no snapshot yet: the first control cycle has not finished');
+          return { cycle: s.cycle, tsMs: s.tsMs, site: s.site, devices: s.devices.map(deviceStatePayload) };
+        },
+        store_stats: () => this.store?.stats(),
+      },
+    });
+    this.localApi.start(signal);
+  }
+
+  private info(): Record<string, unknown> {
+    return {
+      version: VERSION,
+      gateway: { name: this.config.gateway.name },
+      startedAtMs: this.startedAtMs,
+      devices: this.config.devices.map((d) => ({ id: d.id, class: d.class, driver: d.driver, bus: busKey(d.connection), unitId: d.unitId, pollIntervalMs: d.pollIntervalMs })),
+    };
+  }
+}

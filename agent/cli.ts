@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+/**
+ * The `flexgate` command (PROTOCOL.md §8). Exit codes: 0 success, 1 what was checked does not hold,
+ * 2 usage or configuration error. Errors go to stderr.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, loadConfigFile } from './config/load.js';
+import { renderJsonSchema } from './config/json-schema.js';
+import { VERSION } from './version.js';
+
+export class UsageError extends Error {}
+
+const HELP = `flexgate ${VERSION} — home energy gateway agent
+
+Usage:
+  flexgate start [--config FILE]          run the agent on a real home
+  flexgate demo [--data-dir DIR] [--speed N] [--no-rtu]
+                                          run the built-in simulated home (no hardware needed)
+  flexgate config validate [FILE]         check a configuration file; lists every problem
+  flexgate config schema                  print the JSON Schema of the configuration file
+  flexgate scan --host H [--port P] [--units 1-10] [--timeout-ms MS]
+  flexgate scan --serial PATH [--baud 9600] [--parity none] [--units 1-10]
+                                          find SunSpec devices; prints config to paste
+  flexgate status [--config FILE]         last readings and device availability from the store
+  flexgate --version | --help
+
+The configuration is found in this order: --config FILE, $FLEXGATE_CONFIG, ./flexgate.yaml.
+Exit codes: 0 ok, 1 a check failed, 2 usage or configuration error.
+`;
+
+export function resolveConfigPath(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string | undefined {
+  if (explicit) return resolve(cwd, explicit);
+  if (env['FLEXGATE_CONFIG']) return resolve(cwd, env['FLEXGATE_CONFIG']);
+  const local = resolve(cwd, 'flexgate.yaml');
+  return existsSync(local) ? local : undefined;
+}
+
+export const NO_CONFIG_MESSAGE = `flexgate: no configuration found (no --config, no $FLEXGATE_CONFIG, no ./flexgate.yaml).
+To try flexgate without hardware, run the simulated home:  flexgate demo   (or: npm start)
+To run it on a real home, write a flexgate.yaml (see examples/flexgate.yaml and docs/installer-guide.md).`;
+
+function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, allowPositionals = 0) {
+  try {
+    const parsed = parseArgs({ args, options, allowPositionals: allowPositionals > 0, strict: true });
+    if (parsed.positionals.length > allowPositionals) throw new UsageError(`unexpected argument: ${parsed.positionals[allowPositionals]}`);
+    return parsed;
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError((e as Error).message);
+  }
+}
+
+function requireConfig(explicit: string | undefined): string {
+  const path = resolveConfigPath(explicit);
+  if (!path) throw new UsageError(NO_CONFIG_MESSAGE);
+  return path;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(HELP);
+      return command === undefined ? 2 : 0;
+    case '--version':
+    case 'version':
+      process.stdout.write(`${VERSION}\n`);
+      return 0;
+    case 'start': {
+      const { values } = parse(rest, { config: { type: 'string', short: 'c' } });
+      const file = requireConfig(values.config);
+      const config = loadConfigFile(file);
+      const { runDaemon } = await import('./daemon.js');
+      return runDaemon(config, file);
+    }
+    case 'demo': {
+      const { values } = parse(rest, {
+        'data-dir': { type: 'string' },
+        speed: { type: 'string' },
+        'no-rtu': { type: 'boolean' },
+      });
+      const speed = values.speed === undefined ? 1 : Number(values.speed);
+      if (!Number.isFinite(speed) || speed < 1 || speed > 3600) throw new UsageError(`--speed: expected a number from 1 to 3600, found "${values.speed}"`);
+      const { runDemo } = await import('./demo.js');
+      return runDemo({ dataDir: values['data-dir'], speed, rtu: !values['no-rtu'] });
+    }
+    case 'config': {
+      const [sub, ...args] = rest;
+      if (sub === 'validate') {
+        const { positionals } = parse(args, {}, 1);
+        const file = requireConfig(positionals[0]);
+        const config = loadConfigFile(file);
+        process.stdout.write(`${file}: valid (${config.devices.length} device${config.devices.length === 1 ? '' : 's'}: ${config.devices.map((d) => `${d.id} (${d.class})`).join(', ')})\n`);
+        return 0;
+      }
+      if (sub === 'schema') {
+        parse(args, {});
+        process.stdout.write(renderJsonSchema());
+        return 0;
+      }
+      throw new UsageError(`flexgate config: expected "validate" or "schema", found ${sub === undefined ? 'nothing' : `"${sub}"`}`);
+    }
+    case 'scan': {
+      const { values } = parse(rest, {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        serial: { type: 'string' },
+        baud: { type: 'string' },
+        parity: { type: 'string' },
+        units: { type: 'string' },
+        'timeout-ms': { type: 'string' },
+      });
+      const { runScan, parseScanArgs } = await import('./scan.js');
+      return runScan(parseScanArgs(values));
+    }
+    case 'status': {
+      const { values } = parse(rest, { config: { type: 'string', short: 'c' } });
+      const config = loadConfigFile(requireConfig(values.config));
+      const { runStatus } = await import('./status.js');
+      return runStatus(config);
+    }
+    default:
+      throw new UsageError(`unknown command "${command}" (run flexgate --help)`);
+  }
+}
+
+async function run(): Promise<void> {
+  try {
+    process.exitCode = await main(process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`flexgate: invalid configuration\n${e.message}\n`);
+      process.exitCode = 2;
+    } else if (e instanceof UsageError) {
+      process.stderr.write(e.message.startsWith('flexgate') ? `${e.message}\n` : `flexgate: ${e.message}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`flexgate: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exitCode = 1;
+    }
+  }
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === (await import('node:url')).pathToFileURL((await import('node:fs')).realpathSync(process.argv[1])).href;
+if (invokedDirectly) await run();

@@ -1,0 +1,204 @@
+/**
+ * The configuration schema: one zod schema gives validation, the TypeScript types (`Config`) and the
+ * JSON Schema for editors (schema/flexgate.schema.json, written by write-json-schema.ts and checked
+ * to be current by a test). Every object is strict: an unknown key is an error, so a typo is never
+ * silently ignored.
+ */
+import { z } from 'zod';
+
+export const DEVICE_CLASSES = ['meter', 'pv', 'battery', 'ev-charger', 'hvac', 'load'] as const;
+
+/** Which device classes each driver can drive today. */
+export const DRIVER_CLASSES = {
+  sunspec: ['meter', 'pv', 'battery'],
+} as const satisfies Record<string, readonly (typeof DEVICE_CLASSES)[number][]>;
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+const MINUTE_MS = 60_000;
+const DAY_MS = 24 * 60 * MINUTE_MS;
+
+export const tcpConnectionSchema = z
+  .strictObject({
+    host: z.string().min(1).describe('IP address or host name of the device or Modbus TCP gateway'),
+    port: int(1, 65535).default(502).describe('Modbus TCP port'),
+  })
+  .describe('Modbus TCP');
+
+export const rtuConnectionSchema = z
+  .strictObject({
+    path: z.string().min(1).describe('serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...'),
+    baudRate: z
+      .union([1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200].map((b) => z.literal(b)) as unknown as [
+        z.ZodLiteral<number>,
+        z.ZodLiteral<number>,
+        ...z.ZodLiteral<number>[],
+      ])
+      .default(9600)
+      .describe('one of 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200'),
+    parity: z.enum(['none', 'even', 'odd']).default('none'),
+    dataBits: z.union([z.literal(7), z.literal(8)]).default(8),
+    stopBits: z.union([z.literal(1), z.literal(2)]).default(1),
+  })
+  .describe('Modbus RTU over RS-485');
+
+export const connectionSchema = z
+  .strictObject({
+    tcp: tcpConnectionSchema.optional(),
+    rtu: rtuConnectionSchema.optional(),
+  })
+  .superRefine((c, ctx) => {
+    const n = (c.tcp ? 1 : 0) + (c.rtu ? 1 : 0);
+    if (n !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: n === 0 ? 'expected exactly one of "tcp" or "rtu", found neither' : 'expected exactly one of "tcp" or "rtu", found both',
+      });
+    }
+  })
+  .describe('how the device is reached: exactly one of tcp or rtu');
+
+export const deviceSchema = z
+  .strictObject({
+    id: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'expected 1-32 characters a-z, 0-9, "-" or "_", starting with a letter or digit')
+      .describe('short name used in topics, the store and the CLI'),
+    class: z.enum(DEVICE_CLASSES),
+    driver: z.enum(Object.keys(DRIVER_CLASSES) as [keyof typeof DRIVER_CLASSES]),
+    connection: connectionSchema,
+    unitId: int(0, 255).default(1).describe('Modbus unit id (slave id); 1-247 on RS-485'),
+    pollIntervalMs: int(200, 3_600_000).default(1000),
+    timeoutMs: int(50, 30_000).default(1000).describe('Modbus request timeout'),
+    offlineRetryMaxMs: int(200, 3_600_000)
+      .default(10_000)
+      .describe('a device that keeps failing is tried less often, at most this long apart, so it cannot starve its bus'),
+    role: z
+      .enum(['site', 'submeter'])
+      .optional()
+      .describe('meters only: "site" (default) is the grid connection point; "submeter" measures one circuit'),
+    sunspec: z
+      .strictObject({
+        baseAddress: z
+          .union([z.literal(0), z.literal(40000), z.literal(50000)])
+          .optional()
+          .describe('skip discovery and use this base address'),
+      })
+      .optional(),
+  })
+  .superRefine((d, ctx) => {
+    const supported: readonly string[] = DRIVER_CLASSES[d.driver];
+    if (!supported.includes(d.class)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['class'],
+        message: `driver "${d.driver}" cannot drive class "${d.class}" (it drives: ${supported.join(', ')})`,
+        input: d.class,
+      });
+    }
+    if (d.role !== undefined && d.class !== 'meter') {
+      ctx.addIssue({ code: 'custom', path: ['role'], message: 'only meters have a role', input: d.role });
+    }
+    if (d.connection.rtu && (d.unitId < 1 || d.unitId > 247)) {
+      ctx.addIssue({ code: 'custom', path: ['unitId'], message: 'expected 1-247 on an RS-485 line', input: d.unitId });
+    }
+  });
+
+export const configSchema = z
+  .strictObject({
+    gateway: z.strictObject({
+      name: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected 1-63 characters a-z, 0-9 or "-", starting with a letter or digit')
+        .describe('this gateway\'s name, used in local MQTT topics (flexgate/<name>/...)'),
+      dataDir: z.string().min(1).describe('directory for the store and keys; must be writable'),
+    }),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+      })
+      .default({ level: 'info' }),
+    store: z
+      .strictObject({
+        flushIntervalMs: int(1000, 10 * MINUTE_MS).default(10_000).describe('how often buffered readings are written to disk'),
+        rawRetentionMs: int(MINUTE_MS, 366 * DAY_MS).default(7 * DAY_MS).describe('raw readings are kept this long, then folded into aggregates'),
+        aggregateBucketMs: int(MINUTE_MS, DAY_MS).default(15 * MINUTE_MS),
+        aggregateRetentionMs: int(DAY_MS, 20 * 366 * DAY_MS).default(2 * 365 * DAY_MS),
+      })
+      .default({ flushIntervalMs: 10_000, rawRetentionMs: 7 * DAY_MS, aggregateBucketMs: 15 * MINUTE_MS, aggregateRetentionMs: 2 * 365 * DAY_MS }),
+    localApi: z
+      .strictObject({
+        mqtt: z
+          .strictObject({
+            url: z.url({ protocol: /^(mqtt|mqtts|ws|wss)$/, error: 'expected an mqtt://, mqtts://, ws:// or wss:// URL' }).optional().describe('an MQTT broker to use, e.g. mqtt://127.0.0.1:1883 (Mosquitto on the gateway)'),
+            embedded: z
+              .strictObject({ host: z.string().default('127.0.0.1'), port: int(0, 65535).default(1883) })
+              .optional()
+              .describe('run a broker inside the agent instead'),
+            username: z.string().optional(),
+            password: z.string().optional(),
+            baseTopic: z.string().regex(/^[a-zA-Z0-9_-]+(\/[a-zA-Z0-9_-]+)*$/).default('flexgate'),
+          })
+          .superRefine((m, ctx) => {
+            if ((m.url ? 1 : 0) + (m.embedded ? 1 : 0) !== 1) {
+              ctx.addIssue({ code: 'custom', message: 'expected exactly one of "url" or "embedded"' });
+            }
+          }),
+      })
+      .optional()
+      .describe('the local MQTT API (bridge topics, device state, requests)'),
+    devices: z.array(deviceSchema).min(1, 'expected at least one device'),
+  })
+  .superRefine((c, ctx) => {
+    const seen = new Map<string, number>();
+    c.devices.forEach((d, i) => {
+      const first = seen.get(d.id);
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['devices', i, 'id'], message: `duplicate device id (also devices[${first}])`, input: d.id });
+      } else seen.set(d.id, i);
+    });
+    const siteMeters = c.devices.map((d, i) => [d, i] as const).filter(([d]) => d.class === 'meter' && (d.role ?? 'site') === 'site');
+    if (siteMeters.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['devices', siteMeters[1]![1], 'role'],
+        message: `only one site meter is allowed (devices[${siteMeters[0]![1]}] is already the site meter); set role: submeter`,
+        input: siteMeters[1]![0].role,
+      });
+    }
+    // Devices on one RS-485 line share its settings, and unit ids on one bus are unique.
+    const lines = new Map<string, { index: number; key: string }>();
+    const units = new Map<string, number>();
+    c.devices.forEach((d, i) => {
+      const bus = d.connection.tcp ? `tcp ${d.connection.tcp.host}:${d.connection.tcp.port}` : d.connection.rtu ? `rtu ${d.connection.rtu.path}` : undefined;
+      if (!bus) return;
+      if (d.connection.rtu) {
+        const r = d.connection.rtu;
+        const key = `${r.baudRate} ${r.dataBits}${r.parity[0]!.toUpperCase()}${r.stopBits}`;
+        const prev = lines.get(r.path);
+        if (prev && prev.key !== key) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['devices', i, 'connection', 'rtu'],
+            message: `serial line ${r.path} is set to ${prev.key} by devices[${prev.index}]; all devices on one line must use the same settings`,
+            input: key,
+          });
+        } else if (!prev) lines.set(r.path, { index: i, key });
+      }
+      const unitKey = `${bus} unit ${d.unitId}`;
+      const other = units.get(unitKey);
+      if (other !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['devices', i, 'unitId'],
+          message: `${unitKey} is already used by devices[${other}]`,
+          input: d.unitId,
+        });
+      } else units.set(unitKey, i);
+    });
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type DeviceConfig = Config['devices'][number];
+export type ConnectionConfig = DeviceConfig['connection'];

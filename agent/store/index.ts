@@ -1,0 +1,10 @@
+export { openStore, Store, storeDefaults } from './store.js';
+export type { StoreOptions } from './store.js';
+export { ReadingWriter, readingWriterDefaults } from './reading-writer.js';
+export type { ReadingWriterOptions, BatchSink } from './reading-writer.js';
+export { RetentionRunner, bucketStartMs, rawCutoffMs } from './retention.js';
+export type { RetentionRunnerOptions, RetentionSettings } from './retention.js';
+export { migrations, latestVersion } from './migrations.js';
+export type { Migration } from './migrations.js';
+export { StoreError, StoreOpenError, StoreVersionError, StoreMigrationError } from './errors.js';
+export type * from './types.js';

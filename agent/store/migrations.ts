@@ -1,0 +1,144 @@
+import type BetterSqlite3 from 'better-sqlite3';
+import type { Log } from '../../drivers/log.js';
+import { StoreMigrationError, StoreVersionError } from './errors.js';
+
+/**
+ * One schema step. `version` is the `PRAGMA user_version` the file has after the step; steps are
+ * numbered 1, 2, 3 … without gaps and each runs in its own transaction together with the
+ * `user_version` bump, so a crash leaves the file either before or after the step, never halfway.
+ */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  /** SQL run with `exec`, or a function for steps that need to compute (backfills). */
+  readonly up: string | ((db: BetterSqlite3.Database) => void);
+}
+
+/**
+ * THE schema. To add a feature's tables, append a step with the next number; never edit or
+ * reorder a step that has shipped (files in the field already ran it).
+ */
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'readings, aggregates, availability',
+    up: `
+      -- key/value settings that must not change under existing data (e.g. aggregateBucketMs)
+      CREATE TABLE store_meta (
+        key   TEXT PRIMARY KEY,
+        value ANY NOT NULL
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE devices (
+        id   INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+      ) STRICT;
+
+      -- one row per (device, metric): readings refer to it by a 1-2 byte integer, and it keeps
+      -- the latest value so latestReadings() never scans readings
+      CREATE TABLE series (
+        id         INTEGER PRIMARY KEY,
+        device_id  INTEGER NOT NULL REFERENCES devices(id),
+        metric     TEXT NOT NULL,
+        last_ts_ms INTEGER,
+        last_value REAL,
+        UNIQUE (device_id, metric)
+      ) STRICT;
+
+      -- one row per committed ReadingWriter batch; the id is what the agent reports as stored
+      CREATE TABLE reading_batches (
+        batch_id     INTEGER PRIMARY KEY,
+        stored_at_ms INTEGER NOT NULL,
+        row_count    INTEGER NOT NULL,
+        first_ts_ms  INTEGER NOT NULL,
+        last_ts_ms   INTEGER NOT NULL
+      ) STRICT;
+
+      -- raw readings: time first, so a batch appends at the right edge of the b-tree (few dirty
+      -- pages per commit) and retention deletes from the left edge
+      CREATE TABLE readings (
+        ts_ms     INTEGER NOT NULL,
+        series_id INTEGER NOT NULL REFERENCES series(id),
+        value     REAL NOT NULL,
+        PRIMARY KEY (ts_ms, series_id)
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE reading_aggregates (
+        bucket_start_ms INTEGER NOT NULL,
+        series_id       INTEGER NOT NULL REFERENCES series(id),
+        value_count     INTEGER NOT NULL,
+        value_min       REAL NOT NULL,
+        value_max       REAL NOT NULL,
+        value_sum       REAL NOT NULL,
+        value_last      REAL NOT NULL,
+        last_ts_ms      INTEGER NOT NULL,
+        PRIMARY KEY (bucket_start_ms, series_id)
+      ) STRICT, WITHOUT ROWID;
+
+      -- written only when a device goes online/offline
+      CREATE TABLE device_availability (
+        device_id INTEGER NOT NULL REFERENCES devices(id),
+        ts_ms     INTEGER NOT NULL,
+        online    INTEGER NOT NULL CHECK (online IN (0, 1)),
+        reason    TEXT,
+        PRIMARY KEY (device_id, ts_ms)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX device_availability_ts ON device_availability (ts_ms);
+    `,
+  },
+];
+
+export function latestVersion(list: readonly Migration[]): number {
+  return list.length === 0 ? 0 : list[list.length - 1]!.version;
+}
+
+/** Throws if the list is not numbered 1..n. Run at open so a bad edit fails every test at once. */
+export function checkMigrationList(list: readonly Migration[]): void {
+  list.forEach((m, i) => {
+    if (m.version !== i + 1) {
+      throw new Error(`migration list out of order: step ${i} has version ${m.version}, expected ${i + 1}`);
+    }
+  });
+}
+
+export function readUserVersion(db: BetterSqlite3.Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+export interface MigrationResult {
+  readonly fromVersion: number;
+  readonly toVersion: number;
+}
+
+/**
+ * Brings the file to the latest version: refuses a file from a newer flexgate, then applies each
+ * missing step in its own transaction (with the `user_version` bump inside it).
+ */
+export function applyMigrations(
+  db: BetterSqlite3.Database,
+  path: string,
+  list: readonly Migration[],
+  log: Log,
+): MigrationResult {
+  checkMigrationList(list);
+  const supported = latestVersion(list);
+  const fromVersion = readUserVersion(db);
+  if (fromVersion > supported) throw new StoreVersionError(path, fromVersion, supported);
+  for (const step of list) {
+    if (step.version <= fromVersion) continue;
+    const run = db.transaction(() => {
+      if (typeof step.up === 'string') db.exec(step.up);
+      else step.up(db);
+      // pragmas cannot take bound parameters; version is a checked integer
+      db.pragma(`user_version = ${step.version}`);
+    });
+    try {
+      // IMMEDIATE: take the write lock before reading anything the step depends on
+      run.immediate();
+    } catch (err) {
+      throw new StoreMigrationError(path, step.version, step.name, err);
+    }
+    log.info({ version: step.version, migration: step.name }, 'store migrated');
+  }
+  return { fromVersion, toVersion: Math.max(fromVersion, supported) };
+}

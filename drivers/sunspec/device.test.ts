@@ -1,0 +1,415 @@
+/**
+ * The meter, pv and battery classes and the scan, against FakeUnit: an in-memory fake of OUR
+ * ModbusUnit interface (fake-unit.ts), not of a device. Register images are written by hand; point
+ * offsets were read from the model JSON files and are noted next to each value. The same classes
+ * against simulated devices over real Modbus TCP/RTU are tested end to end in test/.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Battery, Meter, Pv } from '../classes.js';
+import { BadDataError, NotSupportedError, TimeoutError } from '../errors.js';
+import { silentLog } from '../log.js';
+import { createSunSpecDevice } from './device.js';
+import { asciiRegisters, FakeUnit } from './fake-unit.js';
+import { scanUnits, suggestClasses, suggestConfig } from './scan.js';
+
+const U = 0xffff;
+const S = 0x8000;
+const neg = (v: number) => v & 0xffff;
+const SUNS = [0x5375, 0x6e53];
+const END = [0xffff, 0];
+
+/** A model of `total` registers (ID, L = total - 2, zeros) with `values` at their offsets. */
+function model(id: number, total: number, values: Record<number, number | number[]>): number[] {
+  const r = new Array<number>(total).fill(0);
+  r[0] = id;
+  r[1] = total - 2;
+  for (const [offset, v] of Object.entries(values)) {
+    const words = Array.isArray(v) ? v : [v];
+    words.forEach((w, i) => (r[Number(offset) + i] = w & 0xffff));
+  }
+  return r;
+}
+
+/** Common model, 68 registers: Mn at 2, Md at 18, Vr at 42, SN at 50 (16/16/8/16 registers). */
+function common(mn: string, md: string, sn: string, vr: string): number[] {
+  return model(1, 68, { 2: asciiRegisters(mn, 16), 18: asciiRegisters(md, 16), 42: asciiRegisters(vr, 8), 50: asciiRegisters(sn, 16) });
+}
+
+/**
+ * PV inverter at 40000: common 40002 (68), 103 at 40070 (52), 120 at 40122 (28), 121 at 40150 (32),
+ * 123 at 40182 (26), end marker at 40208.
+ */
+function pvUnit(): FakeUnit {
+  const unit = new FakeUnit(1, 'fake pv');
+  unit.set(40000, [
+    ...SUNS,
+    ...common('Fronius', 'Symo 8.2', 'PV-0001', '3.14'),
+    // 103: W 14, W_SF 15, WH 24-25, WH_SF 26
+    ...model(103, 52, { 14: 523, 15: 1, 24: [0x0012, 0xd687], 26: 0 }),
+    // 120: WRtg 3, WRtg_SF 4
+    ...model(120, 28, { 3: 8200, 4: 0 }),
+    // 121: WMax 2, WMax_SF 22
+    ...model(121, 32, { 2: 800, 22: 1 }),
+    // 123: WMaxLimPct 5, WMaxLimPct_RvrtTms 7, WMaxLim_Ena 9, WMaxLimPct_SF 23
+    ...model(123, 26, { 5: 1000, 7: 0, 9: 0, 23: neg(-1) }),
+    ...END,
+  ]);
+  return unit;
+}
+
+/** Meter at base 0 (nothing at 40000): common (old, L=65) at 2, 203 at 69 (107 registers), end at 176. */
+function meterUnit(): FakeUnit {
+  const unit = new FakeUnit(2, 'fake meter');
+  const c = common('Acme', 'M3', 'MTR-9', '1').slice(0, 67);
+  c[1] = 65;
+  unit.set(0, [
+    ...SUNS,
+    ...c,
+    // 203: PhV 7, V_SF 15, Hz 16, Hz_SF 17, W 18, W_SF 22, TotWhExp 38-39, TotWhImp 46-47, TotWh_SF 54
+    ...model(203, 107, { 7: 2305, 15: neg(-1), 16: 4999, 17: neg(-2), 18: neg(-2500), 22: 0, 38: [0x0001, 0xe240], 46: [0, 5000], 54: 1 }),
+    ...END,
+  ]);
+  return unit;
+}
+
+/** Battery with basic storage controls at 40000: common 40002, 103 at 40070 (52), 120 at 40122 (28),
+ * 124 at 40150 (26), end at 40176. */
+function basicBatteryUnit(): FakeUnit {
+  const unit = new FakeUnit(3, 'fake battery 124');
+  unit.set(40000, [
+    ...SUNS,
+    ...common('Acme', 'Store 10', 'B-1', '2'),
+    // 103: W 14 (inverter output: negative while the battery charges), W_SF 15
+    ...model(103, 52, { 14: neg(-2000), 15: 0 }),
+    // 120: WHRtg 19, WHRtg_SF 20, AhrRtg 21, AhrRtg_SF 22, MaxDisChaRte 25, MaxDisChaRte_SF 26
+    ...model(120, 28, { 19: 1000, 20: 1, 21: U, 22: S, 25: 4500, 26: 0 }),
+    // 124: WChaMax 2, StorCtl_Mod 5, ChaState 8, OutWRte 12, InWRte 13, InOutWRte_RvrtTms 15,
+    //      WChaMax_SF 18, ChaState_SF 22, InOutWRte_SF 25
+    ...model(124, 26, { 2: 500, 5: 0, 8: 655, 12: 10000, 13: 10000, 15: 0, 18: 1, 22: neg(-1), 25: neg(-2) }),
+    ...END,
+  ]);
+  return unit;
+}
+
+/** DER battery at 40000: common 40002, 701 at 40070 (155), 702 at 40225 (52), 704 at 40277 (67),
+ * 802 at 40344 (64), end at 40408. */
+function derBatteryUnit(): FakeUnit {
+  const unit = new FakeUnit(4, 'fake der battery');
+  unit.set(40000, [
+    ...SUNS,
+    ...common('Acme', 'DER 5', 'D-5', '5'),
+    // 701: W 10 (positive = generation, so negative while charging), W_SF 116
+    ...model(701, 155, { 10: neg(-1500), 116: 0 }),
+    // 702: WChaRteMaxRtg 10, WDisChaRteMaxRtg 11, WChaRteMax 34, WDisChaRteMax 35, W_SF 45
+    ...model(702, 52, { 10: 500, 11: 600, 34: U, 35: U, 45: 1 }),
+    // 704: WSetEna 22, WSetMod 23, WSet 24-25, WSetEnaRvrt 30, WSetRvrtTms 31-32, WSet_SF 55
+    ...model(704, 67, { 22: 0, 23: 0, 24: [0, 0], 30: 0, 31: [0, 0], 55: 0 }),
+    // 802: WHRtg 3, SoC 11, WHRtg_SF 53, SoC_SF 56
+    ...model(802, 64, { 3: 1350, 11: 805, 53: 1, 56: neg(-1) }),
+    ...END,
+  ]);
+  return unit;
+}
+
+const create = {
+  pv: (unit: FakeUnit) => createSunSpecDevice({ id: 'pv', deviceClass: 'pv', unit, log: silentLog }),
+  meter: (unit: FakeUnit) => createSunSpecDevice({ id: 'meter', deviceClass: 'meter', unit, log: silentLog }),
+  battery: (unit: FakeUnit) => createSunSpecDevice({ id: 'battery', deviceClass: 'battery', unit, log: silentLog }),
+};
+
+describe('SunSpec PV inverter', () => {
+  it('reads power, energy, rating and no limit in one readRanges call of two transactions', async () => {
+    const unit = pvUnit();
+    const pv: Pv = await create.pv(unit);
+    expect(pv.describe()).toBe('SunSpec Fronius Symo 8.2 (models 1,103,120,121,123), serial PV-0001, version 3.14');
+    unit.clearLog();
+    const reading = await pv.read();
+    expect(reading).toEqual({ powerW: 5230, energyWh: 1234567, ratedPowerW: 8000 });
+    // 40070..40206 (103 header to WMaxLimPct_SF) is 136 registers: two reads are the minimum.
+    expect(unit.readRangesCalls).toEqual([
+      [
+        { address: 40070, count: 125 },
+        { address: 40195, count: 11 },
+      ],
+    ]);
+    expect(unit.reads.map((r) => [r.address, r.count, r.priority])).toEqual([
+      [40070, 125, 'poll'],
+      [40195, 11, 'poll'],
+    ]);
+  });
+
+  it('curtails: percentage with its scale factor, then the revert timer, then enable', async () => {
+    const unit = pvUnit();
+    const pv = await create.pv(unit);
+    await pv.read();
+    unit.clearLog();
+    await pv.setLimitPct(42.5, 90_500);
+    expect(unit.writes).toEqual([
+      { address: 40187, values: [425] }, // WMaxLimPct, SF -1
+      { address: 40189, values: [91] }, // WMaxLimPct_RvrtTms, s rounded up
+      { address: 40191, values: [1] }, // WMaxLim_Ena
+    ]);
+    expect(unit.reads).toHaveLength(0); // the scale factor came from the last poll
+    expect((await pv.read()).limitPct).toBe(42.5);
+    await pv.clearLimit();
+    expect(unit.writes.at(-1)).toEqual({ address: 40191, values: [0] });
+    expect((await pv.read()).limitPct).toBeUndefined();
+  });
+
+  it('reads the scale factor first when no poll has been made', async () => {
+    const unit = pvUnit();
+    const pv = await create.pv(unit);
+    unit.clearLog();
+    await pv.setLimitPct(100, 1000);
+    expect(unit.reads.map((r) => r.priority)).toEqual(['write']);
+    expect(unit.writes[0]).toEqual({ address: 40187, values: [1000] });
+  });
+
+  it('refuses a limit outside 0..100 % without writing', async () => {
+    const unit = pvUnit();
+    const pv = await create.pv(unit);
+    await pv.read();
+    unit.clearLog();
+    await expect(pv.setLimitPct(101, 60_000)).rejects.toBeInstanceOf(RangeError);
+    await expect(pv.setLimitPct(-1, 60_000)).rejects.toBeInstanceOf(RangeError);
+    await expect(pv.setLimitPct(Number.NaN, 60_000)).rejects.toBeInstanceOf(RangeError);
+    await expect(pv.setLimitPct(50, 0)).rejects.toBeInstanceOf(RangeError);
+    expect(unit.writes).toEqual([]);
+  });
+
+  it('names device, model, point and address when a required value is unimplemented', async () => {
+    const unit = pvUnit();
+    const pv = await create.pv(unit);
+    unit.set(40084, [S]); // 103 W
+    const err = await pv.read().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BadDataError);
+    expect((err as Error).message).toBe('pv: SunSpec model 103 point W at address 40084 is not implemented or its scale factor W_SF (reads as "no value")');
+    // an unimplemented scale factor is the same
+    unit.set(40084, [523]).set(40085, [S]);
+    await expect(pv.read()).rejects.toThrow(/point W at address 40084/);
+  });
+
+  it('notices when the map changed under it', async () => {
+    const unit = pvUnit();
+    const pv = await create.pv(unit);
+    unit.set(40070, [101]);
+    await expect(pv.read()).rejects.toThrow(/model 103 at address 40070 now reads ID=101/);
+  });
+
+  it('is not supported without an inverter model; a used model with a wrong L is bad data', async () => {
+    await expect(create.pv(meterUnit())).rejects.toThrow(NotSupportedError);
+    await expect(create.pv(meterUnit())).rejects.toThrow(/no SunSpec model for PV AC measurement \(looked for 103, .*the device has 1, 203\)/);
+    const unit = new FakeUnit();
+    unit.set(40000, [...SUNS, ...model(103, 50, {}), ...END]); // 103 with L=48
+    await expect(create.pv(unit)).rejects.toThrow(/model 103 at address 40002 has length L=48/);
+  });
+});
+
+describe('SunSpec meter', () => {
+  it('reads model 203 found at base 0, in one transaction', async () => {
+    const unit = meterUnit();
+    const meter: Meter = await create.meter(unit);
+    expect(meter.describe()).toBe('SunSpec Acme M3 (models 1,203), serial MTR-9, version 1');
+    unit.clearLog();
+    expect(await meter.read()).toEqual({ powerW: -2500, importWh: 50000, exportWh: 1234560, voltageV: 230.5, frequencyHz: 49.99 });
+    // model 203 at 69: ID up to TotWh_SF (offset 54) = 55 registers
+    expect(unit.reads.map((r) => [r.address, r.count])).toEqual([[69, 55]]);
+  });
+
+  it('reads a DER-style meter (701) with import positive', async () => {
+    const unit = new FakeUnit(5);
+    unit.set(50000, [
+      ...SUNS,
+      ...common('Acme', 'DERM', 'X', '1'),
+      // 701 at 50070: W 10, LNV 16, Hz 17-18, TotWhInj 19-22, TotWhAbs 23-26, V_SF 114, Hz_SF 115, W_SF 116, TotWh_SF 120
+      ...model(701, 155, { 10: neg(-800), 16: 2310, 17: [0, 50020], 19: [0, 0, 0, 700], 23: [0, 0, 0, 9000], 114: neg(-1), 115: neg(-3), 116: 0, 120: 0 }),
+      ...END,
+    ]);
+    const meter = await create.meter(unit);
+    unit.clearLog();
+    expect(await meter.read()).toEqual({ powerW: 800, importWh: 9000, exportWh: 700, voltageV: 231, frequencyHz: 50.02 });
+    expect(unit.reads.map((r) => [r.address, r.count])).toEqual([[50070, 121]]);
+  });
+
+  it('leaves optional values absent', async () => {
+    const unit = meterUnit();
+    const meter = await create.meter(unit);
+    unit.set(69 + 46, [0, 0]); // TotWhImp: an accumulator of 0 is "not accumulated"
+    unit.set(69 + 17, [S]); // Hz_SF unimplemented
+    const r = await meter.read();
+    expect(r.importWh).toBeUndefined();
+    expect(r.frequencyHz).toBeUndefined();
+    expect(r.powerW).toBe(-2500);
+  });
+});
+
+describe('SunSpec battery (model 124)', () => {
+  it('reads SoC, capacity, limits and AC power (positive while charging)', async () => {
+    const unit = basicBatteryUnit();
+    const battery: Battery = await create.battery(unit);
+    unit.clearLog();
+    expect(await battery.read()).toEqual({ powerW: 2000, socPct: 65.5, capacityWh: 10000, maxChargeW: 5000, maxDischargeW: 4500 });
+    expect(unit.readRangesCalls).toHaveLength(1);
+    expect(unit.reads).toHaveLength(1); // 40070..40176: 106 registers
+  });
+
+  it('holds a charge setpoint as a one-value window, then the timer, then the mode', async () => {
+    const unit = basicBatteryUnit();
+    const battery = await create.battery(unit);
+    await battery.read();
+    unit.clearLog();
+    await battery.setPowerW(2500, 30_000);
+    expect(unit.writes).toEqual([
+      { address: 40162, values: [neg(-5000), 5000] }, // OutWRte -50 %, InWRte 50 % (SF -2), one write
+      { address: 40165, values: [30] }, // InOutWRte_RvrtTms
+      { address: 40155, values: [3] }, // StorCtl_Mod: charge and discharge limits active
+    ]);
+    expect((await battery.read()).setpointW).toBe(2500);
+    unit.clearLog();
+    await battery.setPowerW(-1000, 400);
+    expect(unit.writes.slice(0, 2)).toEqual([
+      { address: 40162, values: [2000, neg(-2000)] },
+      { address: 40165, values: [1] },
+    ]);
+    await battery.clearSetpoint();
+    expect(unit.writes.at(-1)).toEqual({ address: 40155, values: [0] });
+    expect((await battery.read()).setpointW).toBeUndefined();
+  });
+
+  it('caps the setpoint at WChaMax', async () => {
+    const unit = basicBatteryUnit();
+    const battery = await create.battery(unit);
+    await battery.setPowerW(9000, 10_000);
+    expect(unit.writes[0]).toEqual({ address: 40162, values: [neg(-10000), 10000] });
+  });
+
+  it('fails with the point when SoC is unimplemented', async () => {
+    const unit = basicBatteryUnit();
+    const battery = await create.battery(unit);
+    unit.set(40158, [U]); // 124 ChaState
+    await expect(battery.read()).rejects.toThrow('battery: SunSpec model 124 point ChaState at address 40158 is not implemented');
+  });
+
+  it('uses Ah × nominal voltage only when told the voltage', async () => {
+    const unit = basicBatteryUnit();
+    unit.set(40122 + 19, [U]).set(40122 + 21, [200]).set(40122 + 22, [0]); // no WHRtg, AhrRtg 200 Ah
+    const plain = await create.battery(unit);
+    expect((await plain.read()).capacityWh).toBeUndefined();
+    const told = await createSunSpecDevice({ id: 'b', deviceClass: 'battery', unit, log: silentLog, nominalVoltageV: 51.2 });
+    expect((await told.read()).capacityWh).toBeCloseTo(10240, 6);
+  });
+});
+
+describe('SunSpec battery (DER models 701/702/704/802)', () => {
+  it('reads in three transactions (the minimum for 276 registers)', async () => {
+    const unit = derBatteryUnit();
+    const battery = await create.battery(unit);
+    unit.clearLog();
+    expect(await battery.read()).toEqual({ powerW: 1500, socPct: 80.5, capacityWh: 13500, maxChargeW: 5000, maxDischargeW: 6000 });
+    expect(unit.readRangesCalls).toEqual([
+      [
+        { address: 40070, count: 117 }, // 701 up to W_SF
+        { address: 40225, count: 125 }, // 702 and 704, into 802
+        { address: 40350, count: 51 }, // rest of 802 up to SoC_SF
+      ],
+    ]);
+  });
+
+  it('sets WSet (negative = charging) with reversion, then enables; clamps to the charge rating', async () => {
+    const unit = derBatteryUnit();
+    const battery = await create.battery(unit);
+    await battery.read();
+    unit.clearLog();
+    await battery.setPowerW(7000, 60_000);
+    expect(unit.writes).toEqual([
+      { address: 40300, values: [1, 0xffff, neg(-5000)] }, // WSetMod = WATTS, WSet = -5000 (clamped)
+      { address: 40307, values: [0, 0, 60] }, // WSetEnaRvrt = DISABLED, WSetRvrtTms = 60 s
+      { address: 40299, values: [1] }, // WSetEna
+    ]);
+    expect((await battery.read()).setpointW).toBe(5000);
+    await battery.setPowerW(-2000, 60_000);
+    expect(unit.writes.at(-3)).toEqual({ address: 40300, values: [1, 0, 2000] });
+    await battery.clearSetpoint();
+    expect(unit.writes.at(-1)).toEqual({ address: 40299, values: [0] });
+  });
+
+  it('does not write a NaN setpoint', async () => {
+    const unit = derBatteryUnit();
+    const battery = await create.battery(unit);
+    unit.clearLog();
+    await expect(battery.setPowerW(Number.NaN, 1000)).rejects.toBeInstanceOf(RangeError);
+    expect(unit.writes).toEqual([]);
+  });
+});
+
+describe('createSunSpecDevice', () => {
+  it('refuses classes SunSpec does not cover, and units without the class models', async () => {
+    await expect(createSunSpecDevice({ id: 'x', deviceClass: 'hvac', unit: pvUnit(), log: silentLog })).rejects.toThrow(NotSupportedError);
+    await expect(create.battery(pvUnit())).rejects.toThrow(/no SunSpec storage model/);
+    await expect(create.meter(pvUnit())).rejects.toThrow(/no SunSpec model for meter measurement/);
+  });
+
+  it('passes a timeout through as retryable', async () => {
+    const unit = pvUnit();
+    unit.timeoutAt.add(40000);
+    const err = await create.pv(unit).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect((err as TimeoutError).retryable).toBe(true);
+  });
+
+  it('uses a given discovery or base address', async () => {
+    const unit = meterUnit();
+    await create.meter(unit);
+    unit.clearLog();
+    await createSunSpecDevice({ id: 'm', deviceClass: 'meter', unit, log: silentLog, baseAddress: 0 });
+    expect(unit.reads[0]!.address).toBe(0);
+    unit.clearLog();
+    const discovery = { baseAddress: 0, models: [{ id: 1, address: 2, length: 65 }, { id: 203, address: 69, length: 105 }] };
+    await createSunSpecDevice({ id: 'm', deviceClass: 'meter', unit, log: silentLog, discovery });
+    expect(unit.reads.map((r) => r.address)).toEqual([2]); // only the common model for the identity
+  });
+});
+
+describe('scan', () => {
+  it('reports each unit: found with models, identity and classes, or not with the reason', async () => {
+    const silent = new FakeUnit(9, 'fake empty');
+    silent.timeoutAt.add(40000);
+    const results = await scanUnits([pvUnit(), meterUnit(), new FakeUnit(8, 'fake nothing'), silent, basicBatteryUnit()], silentLog);
+    expect(results.map((r) => [r.unitId, r.found, r.suggestedClasses])).toEqual([
+      [1, true, ['pv']],
+      [2, true, ['meter']],
+      [8, false, []],
+      [9, false, []],
+      [3, true, ['pv', 'battery']],
+    ]);
+    expect(results[0]).toMatchObject({
+      label: 'fake pv',
+      baseAddress: 40000,
+      modelIds: [1, 103, 120, 121, 123],
+      unknownModelIds: [],
+      identity: { manufacturer: 'Fronius', model: 'Symo 8.2', serial: 'PV-0001', version: '3.14' },
+    });
+    expect(results[2]).toMatchObject({ errorKind: 'not-supported' });
+    expect(results[2]!.reason).toMatch(/no SunSpec marker/);
+    expect(results[3]).toMatchObject({ errorKind: 'timeout' });
+  });
+
+  it('suggests classes from model ids', () => {
+    expect(suggestClasses([1, 203])).toEqual(['meter']);
+    expect(suggestClasses([1, 213])).toEqual(['meter']);
+    expect(suggestClasses([1, 113, 120, 123])).toEqual(['pv']);
+    expect(suggestClasses([1, 103])).toEqual([]);
+    expect(suggestClasses([1, 701, 702, 704])).toEqual(['pv']);
+    expect(suggestClasses([1, 701, 702, 704, 802])).toEqual(['battery']);
+    expect(suggestClasses([1, 64110])).toEqual([]);
+  });
+
+  it('suggests the config entries an installer pastes', async () => {
+    const [pv] = await scanUnits([pvUnit()], silentLog);
+    const connection = { tcp: { host: '192.168.1.50', port: 502 } };
+    expect(suggestConfig(pv!, connection)).toEqual([
+      { id: 'fronius-pv-1', class: 'pv', driver: 'sunspec', connection, unitId: 1, sunspec: { baseAddress: 40000 } },
+    ]);
+    expect(suggestConfig({ unitId: 4, label: 'x', found: false, suggestedClasses: [] }, connection)).toEqual([]);
+  });
+});

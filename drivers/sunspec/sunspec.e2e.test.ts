@@ -1,0 +1,104 @@
+/**
+ * End to end: the SunSpec classes over the real Modbus TCP transport (drivers/modbus) against the
+ * simulated home (simulators/home.ts), which serves its devices like real ones do. The broader
+ * agent-level e2e tests live in test/.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Battery, Meter, Pv } from '../classes.js';
+import { systemClock } from '../clock.js';
+import { silentLog } from '../log.js';
+import { createModbusBus } from '../modbus/bus.js';
+import type { ModbusBus } from '../modbus/types.js';
+import { VirtualClock } from '../../simulators/clock.js';
+import { SimulatedHome } from '../../simulators/home.js';
+import { createSunSpecDevice } from './device.js';
+import { scanUnits, suggestConfig } from './scan.js';
+
+describe('SunSpec over Modbus TCP against the simulated home', () => {
+  let home: SimulatedHome | undefined;
+  const buses: ModbusBus[] = [];
+  afterEach(async () => {
+    for (const b of buses.splice(0)) await b.stop();
+    await home?.stop();
+    home = undefined;
+  });
+
+  async function busTo(host: string, port: number): Promise<ModbusBus> {
+    const bus = createModbusBus({ connection: { tcp: { host, port } }, clock: systemClock, log: silentLog, timeoutMs: 2000 });
+    await bus.start();
+    buses.push(bus);
+    return bus;
+  }
+
+  for (const variant of ['inverter', 'der'] as const) {
+    it(`reads and controls PV and battery (${variant} models) and the meter`, async () => {
+      const clock = new VirtualClock({ startTimeMs: Date.UTC(2026, 5, 21, 12), manual: true });
+      home = await SimulatedHome.start({ clock, seed: 5, cloudiness: 0, baseLoadW: 600, variants: { pv: variant, battery: variant, meter: 'wye' } });
+      clock.advance(1000);
+      const pvAt = home.device('pv').modbus!;
+      const gwAt = home.device('battery').modbus!;
+      const busA = await busTo(pvAt.host, pvAt.port);
+      const busB = await busTo(gwAt.host, gwAt.port);
+
+      const pv: Pv = await createSunSpecDevice({ id: 'pv', deviceClass: 'pv', unit: busA.unit(pvAt.unitId), log: silentLog });
+      const battery: Battery = await createSunSpecDevice({ id: 'battery', deviceClass: 'battery', unit: busB.unit(gwAt.unitId), log: silentLog });
+      const meter: Meter = await createSunSpecDevice({ id: 'meter', deviceClass: 'meter', unit: busB.unit(home.device('meter').modbus!.unitId), log: silentLog });
+      expect(pv.describe()).toMatch(/^SunSpec flexgate-sim /);
+
+      const before = busA.stats.transactions;
+      const pvReading = await pv.read();
+      // inverter: 103 at 40070 .. 123 WMaxLimPct_SF at 40173 is one read of 104 registers
+      if (variant === 'inverter') expect(busA.stats.transactions - before).toBe(1);
+      expect(pvReading.powerW).toBe(home.pv.acPowerW);
+      expect(pvReading.ratedPowerW).toBe(8000);
+      expect(pvReading.limitPct).toBeUndefined();
+      const b = await battery.read();
+      expect(b.powerW).toBe(Math.round(home.battery.powerW));
+      expect(b.socPct).toBeCloseTo(home.battery.socPct, 1);
+      const m = await meter.read();
+      expect(m.powerW).toBe(home.meter.powerW);
+
+      await pv.setLimitPct(25, 60_000);
+      clock.advance(1000);
+      expect(home.pv.limitPct).toBe(25);
+      expect(home.pv.revertRemainingMs).toBeGreaterThan(0);
+      const limited = await pv.read();
+      expect(limited.limitPct).toBe(25);
+      expect(limited.powerW).toBeLessThanOrEqual(2000);
+
+      await battery.setPowerW(-1500, 60_000);
+      clock.advance(1000);
+      expect(Math.round(home.battery.powerW)).toBe(-1500);
+      expect(home.battery.revertRemainingMs).toBeGreaterThan(0);
+      expect((await battery.read()).powerW).toBe(-1500);
+
+      // The dead-man switch: without a new write both devices return to their own control.
+      clock.advance(61_000);
+      expect(home.pv.limitPct).toBeUndefined();
+      expect(home.battery.controlWindowW).toBeUndefined();
+
+      await pv.setLimitPct(50, 60_000);
+      await pv.clearLimit();
+      expect(home.pv.limitPct).toBeUndefined();
+      await battery.setPowerW(1000, 60_000);
+      await battery.clearSetpoint();
+      expect(home.battery.controlWindowW).toBeUndefined();
+    });
+  }
+
+  it('scans the gateway and suggests the config', async () => {
+    const clock = new VirtualClock({ startTimeMs: Date.UTC(2026, 5, 21, 12), manual: true });
+    home = await SimulatedHome.start({ clock });
+    const gwAt = home.device('battery').modbus!;
+    const bus = await busTo(gwAt.host, gwAt.port);
+    const results = await scanUnits([bus.unit(1), bus.unit(2)], silentLog);
+    expect(results.map((r) => [r.found, r.modelIds, r.suggestedClasses])).toEqual([
+      [true, [1, 103, 124], ['battery']],
+      [true, [1, 203], ['meter']],
+    ]);
+    const connection = { tcp: { host: gwAt.host, port: gwAt.port } };
+    expect(suggestConfig(results[1]!, connection)).toEqual([
+      { id: 'flexgate-sim-meter-2', class: 'meter', driver: 'sunspec', connection, unitId: 2, sunspec: { baseAddress: 40000 } },
+    ]);
+  });
+});

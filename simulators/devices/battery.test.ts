@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { VirtualClock } from '../clock.js';
+import { Ticker } from '../ticker.js';
+import { HomeBattery } from './battery.js';
+
+function setup(variant: 'inverter' | 'der', initialSocPct = 50, surplusW = 0) {
+  const clock = new VirtualClock({ startTimeMs: Date.UTC(2026, 0, 1, 12), manual: true });
+  const battery = new HomeBattery({ clock, variant, capacityWh: 10_000, maxChargeW: 5000, maxDischargeW: 5000, minSocPct: 5, initialSocPct });
+  let surplus = surplusW;
+  battery.setSurplusSource(() => surplus);
+  const ticker = new Ticker(clock, 1000);
+  ticker.add(battery);
+  ticker.start();
+  return { clock, battery, setSurplus: (w: number) => (surplus = w) };
+}
+
+function busWrite(b: HomeBattery, modelId: number, values: Record<string, number>): number | undefined {
+  for (const [name, value] of Object.entries(values)) {
+    const p = b.sunspec.point(modelId, name);
+    const raw = Math.round(value / 10 ** b.sunspec.scaleFactor(modelId, name));
+    const regs = p.size === 2 ? [(raw >>> 16) & 0xffff, raw & 0xffff] : [raw & 0xffff];
+    const code = b.sunspec.image.writeFromBus(p.address, regs);
+    if (code !== undefined) return code;
+  }
+  return undefined;
+}
+
+describe.each(['inverter', 'der'] as const)('HomeBattery (%s)', (variant) => {
+  const soc = variant === 'inverter' ? { model: 124, point: 'ChaState' } : { model: 713, point: 'SoC' };
+  const ac = variant === 'inverter' ? 103 : 701;
+
+  it('self-consumption: charges from surplus, discharges to cover load, within max power', () => {
+    const { clock, battery, setSurplus } = setup(variant, 50, 2000);
+    clock.advance(1000);
+    expect(battery.powerW).toBe(2000);
+    expect(battery.sunspec.get(ac, 'W')).toBe(-2000); // inverter sign: charging draws AC
+    clock.advance(1_799_000); // 30 min in all at 2 kW = 1 kWh = 10 %
+    expect(battery.socPct).toBeCloseTo(60, 6);
+    expect(battery.sunspec.get(soc.model, soc.point)).toBe(60);
+    setSurplus(-9000);
+    clock.advance(1000);
+    expect(battery.powerW).toBe(-5000);
+    expect(battery.sunspec.get(ac, 'W')).toBe(5000);
+  });
+
+  it('stays within min and max SoC', () => {
+    const { clock, battery, setSurplus } = setup(variant, 99, 5000);
+    clock.advance(3_600_000);
+    expect(battery.socPct).toBe(100);
+    expect(battery.powerW).toBe(0);
+    setSurplus(-5000);
+    clock.advance(3 * 3_600_000);
+    expect(battery.socPct).toBeCloseTo(5, 9);
+    expect(battery.powerW).toBe(0);
+    expect(battery.dischargedWh).toBeCloseTo(9500, 6);
+  });
+
+  it('follows a setpoint written by the agent and reverts after the revert timer', () => {
+    const { clock, battery } = setup(variant, 50, 0);
+    if (variant === 'inverter') {
+      // hold 3 kW charge: window [+60 %, +60 %] of 5 kW
+      expect(busWrite(battery, 124, { InOutWRte_RvrtTms: 120, InWRte: 60, OutWRte: -60, StorCtl_Mod: 3 })).toBeUndefined();
+      expect(busWrite(battery, 124, { InWRte: 101 })).toBe(3);
+    } else {
+      // hold 3 kW charge = −3000 W injection
+      expect(busWrite(battery, 704, { WSetRvrtTms: 120, WSetMod: 1, WSet: -3000, WSetEna: 1 })).toBeUndefined();
+      expect(busWrite(battery, 704, { WSet: 9000 })).toBe(3);
+    }
+    expect(battery.powerW).toBe(3000);
+    expect(battery.controlWindowW).toEqual({ minW: 3000, maxW: 3000 });
+    clock.advance(119_000);
+    expect(battery.powerW).toBe(3000);
+    expect(battery.socPct).toBeCloseTo(50 + (100 * 3000 * 119) / 3600 / 10_000, 6);
+    clock.advance(1000);
+    expect(battery.controlWindowW).toBeUndefined();
+    expect(battery.powerW).toBe(0); // back to self-consumption with no surplus
+  });
+});
+
+describe('HomeBattery (inverter) discharge setpoint', () => {
+  it('InWRte −40 / OutWRte 40 holds a 2 kW discharge even with PV surplus', () => {
+    const { clock, battery } = setup('inverter', 50, 4000);
+    busWrite(battery, 124, { InWRte: -40, OutWRte: 40, StorCtl_Mod: 3 });
+    clock.advance(10_000);
+    expect(battery.powerW).toBe(-2000);
+    busWrite(battery, 124, { StorCtl_Mod: 0 });
+    expect(battery.powerW).toBe(4000);
+  });
+});

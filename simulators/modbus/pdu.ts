@@ -1,0 +1,75 @@
+import { ExceptionCode, type RegisterImage } from './image.js';
+
+/** Largest register count of one FC3/FC4 read (Modbus spec). */
+export const MAX_READ_REGISTERS = 125;
+/** Largest register count of one FC16 write (Modbus spec). */
+export const MAX_WRITE_REGISTERS = 123;
+
+export function exceptionPdu(functionCode: number, code: number): Buffer {
+  return Buffer.from([(functionCode | 0x80) & 0xff, code & 0xff]);
+}
+
+/**
+ * Answers one request PDU (function code + data) from a register image; returns the response PDU.
+ * Supported: FC3, FC4 (same image), FC6, FC16. Unknown function → exception 1; malformed PDU or a
+ * count outside 1..125 (read) / 1..123 (write) or a byte count that does not match → exception 3 (as
+ * the Modbus spec orders the checks); a register outside the image or read-only → exception 2.
+ */
+export function handlePdu(image: RegisterImage, request: Buffer): Buffer {
+  const fc = request[0] ?? 0;
+  switch (fc) {
+    case 3:
+    case 4: {
+      if (request.length !== 5) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
+      const address = request.readUInt16BE(1);
+      const count = request.readUInt16BE(3);
+      if (count < 1 || count > MAX_READ_REGISTERS) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
+      if (address + count > 0x10000 || !image.isDefined(address, count)) {
+        return exceptionPdu(fc, ExceptionCode.IllegalDataAddress);
+      }
+      const values = image.read(address, count);
+      const out = Buffer.alloc(2 + count * 2);
+      out[0] = fc;
+      out[1] = count * 2;
+      values.forEach((v, i) => out.writeUInt16BE(v, 2 + i * 2));
+      return out;
+    }
+    case 6: {
+      if (request.length !== 5) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
+      const address = request.readUInt16BE(1);
+      const value = request.readUInt16BE(3);
+      const code = image.writeFromBus(address, [value]);
+      if (code !== undefined) return exceptionPdu(fc, code);
+      return Buffer.from(request);
+    }
+    case 16: {
+      if (request.length < 6) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
+      const address = request.readUInt16BE(1);
+      const count = request.readUInt16BE(3);
+      const byteCount = request[5]!;
+      if (count < 1 || count > MAX_WRITE_REGISTERS || byteCount !== count * 2 || request.length !== 6 + byteCount) {
+        return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
+      }
+      if (address + count > 0x10000) return exceptionPdu(fc, ExceptionCode.IllegalDataAddress);
+      const values: number[] = [];
+      for (let i = 0; i < count; i++) values.push(request.readUInt16BE(6 + i * 2));
+      const code = image.writeFromBus(address, values);
+      if (code !== undefined) return exceptionPdu(fc, code);
+      return request.subarray(0, 5);
+    }
+    default:
+      return exceptionPdu(fc, ExceptionCode.IllegalFunction);
+  }
+}
+
+/** Length in bytes of a request PDU starting at `buf[0]` (its function code), or undefined when unknown/incomplete. */
+export function requestPduLength(buf: Buffer): number | undefined {
+  const fc = buf[0];
+  if (fc === undefined) return undefined;
+  if (fc === 3 || fc === 4 || fc === 6 || fc === 1 || fc === 2 || fc === 5) return 5;
+  if (fc === 15 || fc === 16) {
+    if (buf.length < 6) return undefined;
+    return 6 + buf[5]!;
+  }
+  return undefined;
+}
