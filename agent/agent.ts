@@ -111,7 +111,12 @@ export class Agent {
     });
     this.writer = this.store.createReadingWriter({
       flushIntervalMs: config.store.flushIntervalMs,
-      onBatchStored: (batchId, rows) => this.events.emit('batchStored', { batchId, rows: rows.length }),
+      // Fires only after the batch is committed (fsynced): the one moment it may be reported as stored.
+      onBatchStored: (batchId, rows) => {
+        const lastTsMs = rows.reduce((max, r) => Math.max(max, r.tsMs), 0);
+        this.localApi?.publishEvent('readings_stored', { batchId, rows: rows.length, lastTsMs });
+        this.events.emit('batchStored', { batchId, rows: rows.length });
+      },
     });
     this.retention = new RetentionRunner(this.store, { clock, log: this.log.child({ module: 'retention' }) });
     this.retention.start(signal);

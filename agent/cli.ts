@@ -147,4 +147,9 @@ async function run(): Promise<void> {
 }
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === (await import('node:url')).pathToFileURL((await import('node:fs')).realpathSync(process.argv[1])).href;
-if (invokedDirectly) await run();
+if (invokedDirectly) {
+  await run();
+  // Long-running commands have closed everything they opened by now; exit even if a library left a
+  // handle behind, so that Ctrl-C always ends the process within a few seconds.
+  process.stdout.write('', () => process.exit());
+}

@@ -2,7 +2,10 @@
  * The one control loop that owns the site state. Each cycle polls the devices that are due (each
  * bus serialises its own requests, so different buses are read in parallel), builds one snapshot,
  * hands it to the listeners (store, local API, later: dispatcher and bidder), and sleeps until the
- * next cycle. Cycles never overlap; a cycle that overruns starts the next one at once.
+ * next cycle. Cycles never overlap. A cycle waits for its reads at most until the next cycle is due:
+ * a device that is slow or timing out does not hold back the snapshot of the others; its read
+ * finishes in the background and counts in the cycle it completes in (it is not polled again while
+ * its read is in flight).
  */
 import type { Clock, TimerHandle } from '../drivers/clock.js';
 import type { Log } from '../drivers/log.js';
@@ -28,6 +31,8 @@ export class ControlLoop {
   private running: Promise<void> | undefined;
   private stopped = true;
   private latest: SiteSnapshot | undefined;
+  private readonly inFlight = new Map<DeviceHandle, Promise<void>>();
+  private readonly completed = new Set<DeviceHandle>();
 
   constructor(private readonly options: ControlLoopOptions) {
     this.cycleMs = options.cycleMs ?? Math.min(...options.devices.map((d) => d.pollIntervalMs), 1000);
@@ -49,6 +54,7 @@ export class ControlLoop {
     if (this.timer) this.options.clock.clearTimeout(this.timer);
     this.timer = undefined;
     await this.running;
+    await Promise.all(this.inFlight.values());
   }
 
   /** Runs one cycle now (also used by tests that step the clock by hand). */
@@ -56,15 +62,19 @@ export class ControlLoop {
     const { clock, devices } = this.options;
     const now = () => clock.now();
     const cycleStartMs = now();
-    const due = new Set(devices.filter((d) => d.isDue(cycleStartMs)));
-    await Promise.all(
-      [...due].map(async (device) => {
-        const { reading, change } = await device.poll(now);
-        if (reading) this.options.onReading?.(device.id, now(), reading);
-        if (change) this.options.onAvailability?.(change);
+    const started = devices.filter((d) => d.isDue(cycleStartMs) && !this.inFlight.has(d)).map((device) => this.startPoll(device, now));
+    // Wait for this cycle's reads, but not past the start of the next cycle.
+    let deadline: TimerHandle | undefined;
+    await Promise.race([
+      Promise.all(started),
+      new Promise<void>((resolve) => {
+        deadline = clock.setTimeout(resolve, this.cycleMs);
       }),
-    );
-    const states = devices.map((d) => d.state(due.has(d)));
+    ]);
+    if (deadline) clock.clearTimeout(deadline);
+    const fresh = new Set(this.completed);
+    this.completed.clear();
+    const states = devices.map((d) => d.state(fresh.has(d)));
     const snapshot: SiteSnapshot = {
       cycle: ++this.cycle,
       tsMs: cycleStartMs,
@@ -74,6 +84,22 @@ export class ControlLoop {
     this.latest = snapshot;
     this.options.onSnapshot?.(snapshot);
     return snapshot;
+  }
+
+  private startPoll(device: DeviceHandle, now: () => number): Promise<void> {
+    const poll = device
+      .poll(now)
+      .then(({ reading, change }) => {
+        if (reading) {
+          this.completed.add(device);
+          this.options.onReading?.(device.id, now(), reading);
+        }
+        if (change) this.options.onAvailability?.(change);
+      })
+      .catch((err: unknown) => this.options.log.error({ err, device: device.id }, 'poll listener failed'))
+      .finally(() => this.inFlight.delete(device));
+    this.inFlight.set(device, poll);
+    return poll;
   }
 
   private schedule(delayMs: number): void {

@@ -3,6 +3,8 @@
  * Topics under `<baseTopic>/<gateway name>/` (documented in docs/local-api.md):
  *   bridge/state               retained {"state":"online"|"offline"}; the last will says offline
  *   bridge/info                retained: version, gateway, devices and their configuration summary
+ *   bridge/event               {"type", "data"}: things that happened, e.g. readings_stored (sent only
+ *                              after the batch is durable on disk)
  *   bridge/request/<x>         requests; the answer goes to bridge/response/<x> with the request's
  *                              "transaction" echoed
  *   devices/<id>               retained: the device's last reading and availability
@@ -109,6 +111,11 @@ export class LocalApi {
 
   publishAvailability(deviceId: string, availability: Availability): void {
     this.setRetained(`${this.prefix}/devices/${deviceId}/availability`, availabilityPayload(availability));
+  }
+
+  /** An event on bridge/event (QoS 1, not retained). */
+  publishEvent(type: string, data: unknown): void {
+    if (this.client?.connected) this.client.publish(`${this.prefix}/bridge/event`, JSON.stringify({ type, data }), { qos: 1 });
   }
 
   info(): void {

@@ -81,6 +81,8 @@ export class SimulatedHome {
       variant: options.variants?.pv ?? 'inverter',
       ratedPowerW: options.pvRatedPowerW ?? 8000,
       cloudiness: options.cloudiness ?? 0.3,
+      // A few years of history: SunSpec reads an accumulator of 0 as "not implemented".
+      initialEnergyWh: 21_400_000,
     });
     this.battery = new HomeBattery({
       clock: this.clock,
@@ -93,6 +95,8 @@ export class SimulatedHome {
       variant: options.variants?.meter ?? 'wye',
       pv: this.pv,
       battery: this.battery,
+      initialImportWh: 12_650_000,
+      initialExportWh: 8_120_000,
     };
     if (options.baseLoadW !== undefined) meterOptions.baseLoadW = options.baseLoadW;
     this.meter = new SiteMeter(meterOptions);

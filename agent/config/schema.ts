@@ -71,7 +71,7 @@ export const deviceSchema = z
     pollIntervalMs: int(200, 3_600_000).default(1000),
     timeoutMs: int(50, 30_000).default(1000).describe('Modbus request timeout'),
     offlineRetryMaxMs: int(200, 3_600_000)
-      .default(10_000)
+      .default(5000)
       .describe('a device that keeps failing is tried less often, at most this long apart, so it cannot starve its bus'),
     role: z
       .enum(['site', 'submeter'])

@@ -106,6 +106,7 @@ class Bus implements ModbusBus {
   private everConnected = false;
   private reconnectDelayMs: number;
   private reconnectTimer: TimerHandle | undefined;
+  private reconnectNow = false;
   private firstAttempt: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   /** A request is on the wire, or the wire is being prepared for the next one. */
@@ -226,8 +227,12 @@ class Bus implements ModbusBus {
 
   private scheduleReconnect(): void {
     if (this.lifecycle !== 'running' || this.reconnectTimer !== undefined) return;
-    const delayMs = this.reconnectDelayMs;
-    this.reconnectDelayMs = Math.min(delayMs * 2, this.reconnectMaxMs);
+    // A connection we dropped ourselves (its byte stream could not be trusted) is reopened at once:
+    // the device is there, and its neighbours on the bus must not wait for a back-off.
+    const immediate = this.reconnectNow;
+    this.reconnectNow = false;
+    const delayMs = immediate ? 0 : this.reconnectDelayMs;
+    if (!immediate) this.reconnectDelayMs = Math.min(delayMs * 2, this.reconnectMaxMs);
     this.reconnectTimer = this.clock.setTimeout(() => {
       this.reconnectTimer = undefined;
       void this.connect();
@@ -244,8 +249,9 @@ class Bus implements ModbusBus {
     this.scheduleReconnect();
   }
 
-  /** Drops a connection whose byte stream can no longer be trusted; reconnects with back-off. */
+  /** Drops a connection whose byte stream can no longer be trusted and reopens it at once. */
   private drop(wire: Wire, reason: string): void {
+    this.reconnectNow = true;
     this.onLost(wire, new DisconnectedError(`${this.label}: ${reason}`));
   }
 
