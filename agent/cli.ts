@@ -8,9 +8,9 @@ import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import { renderJsonSchema } from './config/json-schema.js';
+import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
 
-export class UsageError extends Error {}
 
 const HELP = `flexgate ${VERSION} — home energy gateway agent
 

@@ -8,7 +8,7 @@ import { systemClock } from '../drivers/clock.js';
 import { createModbusBus } from '../drivers/modbus/index.js';
 import type { BusConnection } from '../drivers/modbus/types.js';
 import { scanUnits, suggestConfig, type ScanResult } from '../drivers/sunspec/index.js';
-import { UsageError } from './cli.js';
+import { UsageError } from './usage-error.js';
 import { createLogger } from './logger.js';
 
 export interface ScanArgs {

@@ -8,15 +8,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
 import { configSchema, type Config, type ConfigInput } from '../agent/config/schema.js';
 import { VirtualClock } from '../simulators/clock.js';
 import { SimulatedHome, type SimulatedHomeOptions } from '../simulators/home.js';
 
 export const repoRoot = fileURLToPath(new URL('../', import.meta.url));
-export const tsxBin = join(repoRoot, 'node_modules', '.bin', 'tsx');
 export const cliPath = join(repoRoot, 'agent', 'cli.ts');
+/** tsx's loader by absolute URL, so the CLI can run from any working directory. */
+const tsxLoader = pathToFileURL(join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 
 export function tempDir(prefix = 'flexgate-test-'): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
@@ -99,7 +100,8 @@ export function requirePackage(command: string, pkg: string): boolean {
 
 /** Runs the flexgate CLI from source (tsx) as a child process. */
 export function spawnCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ChildProcessWithoutNullStreams & { output: { stdout: string; stderr: string } } {
-  const child = spawn(tsxBin, [cliPath, ...args], {
+  // One process (node with tsx's loader), not the tsx wrapper: a signal must reach the agent itself.
+  const child = spawn(process.execPath, ['--import', tsxLoader, cliPath, ...args], {
     cwd: options.cwd ?? repoRoot,
     env: { ...process.env, ...options.env },
     stdio: 'pipe',
