@@ -53,11 +53,11 @@ export function homeConfig(home: SimulatedHome, dataDir: string, overrides: { de
   return configSchema.parse(input);
 }
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000, everyMs = 25): Promise<T> {
+export async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 10_000, everyMs = 25): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = probe();
-    if (value !== undefined && value !== false) return value;
+    if (value !== undefined && value !== null && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }

@@ -1,0 +1,63 @@
+/**
+ * `flexgate demo` (what `npm start` runs), as a user sees it: it says it is simulated, shows live
+ * PV, battery and meter values within 10 s, writes the manifest of PROTOCOL.md §9, serves the local
+ * MQTT API, and stops cleanly on Ctrl-C (SIGINT) within a few seconds.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { exited, recorder, spawnCli, tempDir, waitFor } from './helpers.js';
+
+const dir = tempDir();
+afterAll(() => dir.remove());
+
+describe('flexgate demo', () => {
+  it('runs the simulated home, shows live values, writes the manifest and stops on Ctrl-C', async () => {
+    const dataDir = join(dir.path, 'demo');
+    const startedMs = Date.now();
+    const child = spawnCli(['demo', '--data-dir', dataDir]);
+    try {
+      const manifestLine = await waitFor('the manifest line', () => /^manifest: (.+)$/m.exec(child.output.stdout)?.[1], 10_000);
+      expect(child.output.stdout.split('\n')[0]).toMatch(/^flexgate demo: the built-in SIMULATED home/);
+      const manifestPath = join(dataDir, 'demo.json');
+      expect(manifestLine).toBe(manifestPath);
+      // Live values of every device within 10 s of starting.
+      const live = await waitFor('a live line with every value', () => /^\d\d:\d\d:\d\d pv (\d+) W \| battery (-?\d+) W (\d+\.\d) % \| meter (-?\d+) W$/m.exec(child.output.stdout), 10_000);
+      expect(Date.now() - startedMs).toBeLessThan(10_000 + 2000);
+      expect(Number(live[1])).toBeGreaterThanOrEqual(0);
+
+      const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
+      expect(Object.keys(manifest).sort()).toEqual(['devices', 'gateway', 'localBrokerUrl']);
+      expect(manifest.gateway).toEqual({ name: 'demo-home' });
+      expect(manifest.devices.map((d: { id: string; class: string }) => [d.id, d.class])).toEqual([
+        ['pv', 'pv'],
+        ['battery', 'battery'],
+        ['meter', 'meter'],
+      ]);
+      for (const d of manifest.devices) {
+        if (d.modbus) expect(Object.keys(d.modbus).sort()).toEqual(['host', 'port', 'unitId']);
+        else expect(Object.keys(d.rtu).sort()).toEqual(['baudRate', 'path', 'unitId']);
+      }
+      if (process.env['CI'] === 'true') expect(manifest.devices[2].rtu).toMatchObject({ baudRate: 9600, unitId: 1 });
+      expect(existsSync(`${manifestPath}.${child.pid}.tmp`)).toBe(false);
+
+      const rec = await recorder(manifest.localBrokerUrl, ['flexgate/demo-home/#']);
+      try {
+        const state = await waitFor('bridge/state', () => rec.messages.find((m) => m.topic === 'flexgate/demo-home/bridge/state'));
+        expect(JSON.parse(state.payload)).toEqual({ state: 'online' });
+        await waitFor('meter state', () => rec.messages.find((m) => m.topic === 'flexgate/demo-home/devices/meter'));
+      } finally {
+        await rec.close();
+      }
+
+      const stopMs = Date.now();
+      child.kill('SIGINT');
+      const { code } = await exited(child);
+      expect(code).toBe(0);
+      expect(Date.now() - stopMs).toBeLessThan(5000);
+      expect(child.output.stdout).toMatch(/demo stopped\.\n$/);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  }, 40_000);
+});
