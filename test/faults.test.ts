@@ -10,7 +10,7 @@ import type { SiteSnapshot } from '../agent/snapshot.js';
 import { silentLog } from '../drivers/log.js';
 import type { SimulatedHome } from '../simulators/home.js';
 import type { Fault } from '../simulators/modbus/units.js';
-import { homeConfig, startFrozenHome, tempDir, waitFor } from './helpers.js';
+import { homeConfig, requirePackage, startFrozenHome, tempDir, waitFor } from './helpers.js';
 
 const POLL_MS = 250;
 const TIMEOUT_MS = 200;
@@ -101,4 +101,43 @@ describe('faults of a device while the agent runs', () => {
       if (meter.fresh) expect(meter.reading!.powerW).toBe(Math.round(home.meter.powerW));
     }
   });
+});
+
+describe('faults of a device on an RS-485 line', () => {
+  it('no answer, bad CRC, slow answer and exceptions: offline with the reason, then back', async () => {
+    if (!requirePackage('socat', 'socat')) return;
+    const rtuHome = await startFrozenHome({ meterOnRtu: { baudRate: 19200 } });
+    const rtuDir = tempDir();
+    const rtuChanges: AvailabilityChange[] = [];
+    const rtuAgent = new Agent({ config: homeConfig(rtuHome, rtuDir.path, { device: { pollIntervalMs: 300, timeoutMs: 250, offlineRetryMaxMs: 600 } }), log: silentLog });
+    rtuAgent.events.on('availability', (c) => void rtuChanges.push(c));
+    try {
+      await rtuAgent.start();
+      await waitFor('meter online', () => rtuChanges.find((c) => c.deviceId === 'meter' && c.availability.state === 'online'));
+      const rtuCases: Array<{ fault: Fault; reason: RegExp }> = [
+        { fault: { kind: 'no-answer' }, reason: /timeout|no answer|timed out/i },
+        { fault: { kind: 'garbage', variant: 'bad-crc' }, reason: /CRC|bad answer|timeout|no answer/i },
+        { fault: { kind: 'slow', delayMs: 600 }, reason: /timeout|no answer|timed out/i },
+        { fault: { kind: 'exception', code: 6 }, reason: /exception 6|busy/i },
+      ];
+      for (const c of rtuCases) {
+        const atMs = Date.now();
+        rtuHome.faults('meter').set(c.fault);
+        try {
+          const off = await waitFor(`meter offline (${c.fault.kind})`, () => rtuChanges.find((x) => x.deviceId === 'meter' && x.tsMs >= atMs && x.availability.state === 'offline'));
+          const reason = off.availability.state === 'offline' ? off.availability.reason : '';
+          if (!c.reason.test(reason)) throw new Error(`reason does not say what is wrong: ${reason}`);
+        } finally {
+          rtuHome.faults('meter').clear();
+        }
+        const clearedMs = Date.now();
+        const back = await waitFor(`meter back (${c.fault.kind})`, () => rtuChanges.find((x) => x.deviceId === 'meter' && x.tsMs >= clearedMs && x.availability.state === 'online'));
+        expect(back.tsMs - clearedMs).toBeLessThanOrEqual(600 + 600 + 300 + 300);
+      }
+    } finally {
+      await rtuAgent.stop();
+      await rtuHome.stop();
+      rtuDir.remove();
+    }
+  }, 60_000);
 });
