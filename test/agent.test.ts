@@ -139,4 +139,33 @@ describe('agent on a simulated SunSpec home', () => {
     const before = snapshots.length;
     await waitFor('the agent keeps running after bad requests', () => snapshots.length > before + 1);
   });
+
+  it('starts and keeps running with an unreachable host, a wrong unit id and a device that is not there', async () => {
+    const home = await startFrozenHome();
+    cleanups.push(() => home.stop());
+    const dir = tempDir();
+    cleanups.push(() => dir.remove());
+    const gateway = home.device('battery').modbus!;
+    const config = homeConfig(home, dir.path);
+    config.devices.push(
+      { ...config.devices[0]!, id: 'nohost', connection: { tcp: { host: '127.0.0.1', port: 1 } }, unitId: 1 },
+      { ...config.devices[2]!, id: 'wrongunit', connection: { tcp: { host: gateway.host, port: gateway.port } }, unitId: 9, role: 'submeter' },
+    );
+    const agent = new Agent({ config, log: silentLog });
+    const snapshots: SiteSnapshot[] = [];
+    agent.events.on('snapshot', (s) => void snapshots.push(s));
+    await agent.start();
+    cleanups.push(() => agent.stop());
+    const s = await waitFor('the bad devices offline and the good ones online', () =>
+      snapshots.find((x) => ['nohost', 'wrongunit'].every((id) => x.devices.find((d) => d.id === id)!.availability.state === 'offline') && ['pv', 'battery', 'meter'].every((id) => x.devices.find((d) => d.id === id)!.fresh)),
+    );
+    const reason = (id: string) => {
+      const a = s.devices.find((d) => d.id === id)!.availability;
+      return a.state === 'offline' ? a.reason : '';
+    };
+    expect(reason('nohost')).toMatch(/tcp 127\.0\.0\.1:1 unit 1: .*(refused|connect)/i);
+    expect(reason('wrongunit')).toMatch(new RegExp(`tcp ${gateway.host.replace(/\./g, '\\.')}:${gateway.port} unit 9: .*(exception 11|gateway target|0x0B)`, 'i'));
+    expect(s.devices.find((d) => d.id === 'nohost')!.reading).toBeUndefined();
+    expectTruth(s, home);
+  });
 });

@@ -16,6 +16,18 @@ import { exited, freePort, homeConfig, recorder, spawnCli, startFrozenHome, temp
 
 const KILLS = 8;
 
+/** Subscribes to the agent's events on its embedded broker, retrying until the broker is up. */
+async function connectRecorder(port: number): Promise<Awaited<ReturnType<typeof recorder>>> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await recorder(`mqtt://127.0.0.1:${port}`, ['flexgate/test-home/bridge/event']);
+    } catch (err) {
+      if (attempt > 150) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 describe('agent killed with SIGKILL while it writes readings', () => {
   const dir = tempDir();
   afterAll(() => dir.remove());
@@ -36,18 +48,10 @@ describe('agent killed with SIGKILL while it writes readings', () => {
       for (let run = 0; run <= KILLS; run++) {
         const child = spawnCli(['start', '--config', file]);
         try {
-          rec ??= await waitFor('the agent broker', () => true).then(async () => {
-            for (;;) {
-              try {
-                return await recorder(`mqtt://127.0.0.1:${port}`, ['flexgate/test-home/bridge/event']);
-              } catch {
-                await new Promise((r) => setTimeout(r, 100));
-              }
-            }
-          });
-          const before = rec.messages.length;
+          const events = (rec ??= await connectRecorder(port));
+          const before = events.messages.length;
           // Wait for at least one batch of this run to be acknowledged, then kill at a random moment.
-          await waitFor(`a stored batch in run ${run}`, () => rec!.messages.length > before, 15_000);
+          await waitFor(`a stored batch in run ${run}`, () => events.messages.length > before, 15_000);
           if (run === KILLS) {
             child.kill('SIGTERM');
             expect((await exited(child)).code).toBe(0);
@@ -60,7 +64,7 @@ describe('agent killed with SIGKILL while it writes readings', () => {
         } finally {
           if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         }
-        for (const m of rec.messages) {
+        for (const m of rec?.messages ?? []) {
           const event = JSON.parse(m.payload) as { type: string; data: { batchId: number; rows: number } };
           if (event.type === 'readings_stored') acked.set(event.data.batchId, event.data.rows);
         }

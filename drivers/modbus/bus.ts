@@ -475,6 +475,8 @@ class UnitImpl implements ModbusUnit {
   /** Joins this device rejected (exception 2 on a merged read), per register kind. */
   private readonly rejectedJoins: Record<RegisterKind, Set<number>> = { holding: new Set(), input: new Set() };
   private consecutiveFailures = 0;
+  /** The last real failure, so a back-off says why the unit is backed off. */
+  private lastFailure: DeviceError | undefined;
   private backoffMs = 0;
   private retryAtMs = 0;
   private probeClaimed = false;
@@ -512,8 +514,9 @@ class UnitImpl implements ModbusUnit {
 
   private backedOffError(): BackedOffError {
     return new BackedOffError(
-      `${this.label}: backed off after ${this.consecutiveFailures} failures; next try at ${new Date(this.retryAtMs).toISOString()}`,
+      `${this.label}: backed off after ${this.consecutiveFailures} failures (last: ${this.lastFailure?.message.replace(`${this.label}: `, '') ?? 'unknown'}); next try at ${new Date(this.retryAtMs).toISOString()}`,
       this.retryAtMs,
+      this.lastFailure ? { cause: this.lastFailure } : undefined,
     );
   }
 
@@ -531,6 +534,7 @@ class UnitImpl implements ModbusUnit {
 
   onFailure(probe: boolean, error: DeviceError): void {
     this.consecutiveFailures++;
+    this.lastFailure = error;
     const now = this.bus.clock.now();
     if (probe) {
       this.probeClaimed = false;

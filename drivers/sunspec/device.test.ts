@@ -355,6 +355,18 @@ describe('createSunSpecDevice', () => {
     const err = await create.pv(unit).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TimeoutError);
     expect((err as TimeoutError).retryable).toBe(true);
+    expect((err as TimeoutError).timeoutMs).toBe(1000);
+    expect((err as Error).message).toBe('pv: fake pv: no answer reading 2 at 40000');
+  });
+
+  it('a transport error in a poll keeps its type and says which device, models and registers', async () => {
+    const unit = pvUnit();
+    const pv = await create.pv(unit);
+    unit.timeoutAt.add(40100);
+    const err = await pv.read().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect((err as Error).message).toMatch(/^pv: reading SunSpec models 103 at address 40070, 120 at address 40122, .*\(registers 40070\+\d+.*\): fake pv: no answer/);
+    expect((err as Error).cause).toBeInstanceOf(TimeoutError);
   });
 
   it('uses a given discovery or base address', async () => {

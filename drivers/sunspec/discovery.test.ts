@@ -2,9 +2,23 @@
  * Discovery against FakeUnit, an in-memory fake of our own ModbusUnit interface (see fake-unit.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { BadDataError, NotSupportedError, TimeoutError } from '../errors.js';
+import { BadDataError, ModbusExceptionError, NotSupportedError, TimeoutError } from '../errors.js';
 import { discoverSunSpec } from './discovery.js';
 import { FakeUnit } from './fake-unit.js';
+import type { ReadOptions, RegisterKind } from '../modbus/types.js';
+
+/** A FakeUnit whose reads at the given addresses are answered with a Modbus exception. */
+class ExceptionUnit extends FakeUnit {
+  readonly exceptionAt = new Map<number, number>();
+  override async readRegisters(kind: RegisterKind, address: number, count: number, options?: ReadOptions): Promise<Uint16Array> {
+    const code = this.exceptionAt.get(address);
+    if (code !== undefined) {
+      this.transactions.push({ type: 'read', kind, address, count, priority: options?.priority });
+      throw new ModbusExceptionError(`${this.label}: FC3 exception ${code}`, 3, code);
+    }
+    return super.readRegisters(kind, address, count, options);
+  }
+}
 
 /** A model header followed by L zero registers. */
 const model = (id: number, L: number) => [id, L, ...new Array<number>(L).fill(0)];
@@ -74,6 +88,25 @@ describe('discoverSunSpec', () => {
     unit.timeoutAt.add(40000);
     await expect(discoverSunSpec(unit)).rejects.toBeInstanceOf(TimeoutError);
     expect(unit.reads).toHaveLength(1);
+  });
+
+  it('an exception ≥ 4 (busy, gateway target failed) is no answer about SunSpec: retryable, never NotSupportedError', async () => {
+    const unit = new ExceptionUnit(42, 'tcp gw unit 42');
+    for (const base of [40000, 0, 50000]) unit.exceptionAt.set(base, 11);
+    const err = await discoverSunSpec(unit).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModbusExceptionError);
+    expect(err).toMatchObject({ exceptionCode: 11, retryable: true });
+    expect((err as Error).message).toMatch(/^tcp gw unit 42: no conclusive answer about SunSpec .*40000 .*, 0 .*, 50000 /);
+    // a base that answers still wins
+    unit.exceptionAt.delete(50000);
+    unit.set(50000, [...SUNS, ...model(1, 66), ...END]);
+    expect((await discoverSunSpec(unit)).baseAddress).toBe(50000);
+    // busy in the middle of the chain: passed through, not taken for a missing end marker
+    const busy = new ExceptionUnit();
+    busy.set(40000, [...SUNS, ...model(1, 66), ...model(103, 50), ...END]);
+    busy.exceptionAt.set(40070, 6);
+    await expect(discoverSunSpec(busy)).rejects.toMatchObject({ exceptionCode: 6, retryable: true });
+    expect(busy.reads.map((r) => r.address)).toEqual([40000, 40002, 40070]);
   });
 
   it('accepts an end marker of a single register', async () => {

@@ -39,14 +39,18 @@ export interface DiscoverOptions {
  * Finds the SunSpec map of `unit`. A Modbus exception or a missing marker at one base means "try the
  * next one"; when every base fails: NotSupportedError naming the unit and the bases tried. Timeouts
  * and lost connections are not answers about SunSpec and propagate unchanged (they are retryable).
- * A broken chain (an address past 65535, more than `maxModels` models, no end marker) is a
- * BadDataError.
+ * Neither are exceptions 4 and above (device failure, busy, gateway path unavailable, gateway target
+ * failed to respond, e.g. a wrong unit id behind a gateway): the other bases are still tried, but
+ * when none has the marker the (retryable) ModbusExceptionError is raised, listing every base, never
+ * the permanent NotSupportedError. A broken chain (an address past 65535, more than `maxModels`
+ * models, no end marker) is a BadDataError.
  */
 export async function discoverSunSpec(unit: ModbusUnit, options: DiscoverOptions = {}): Promise<SunSpecDiscovery> {
   const bases = options.bases ?? DEFAULT_BASES;
   const maxModels = options.maxModels ?? DEFAULT_MAX_MODELS;
   const readOptions = { priority: options.priority ?? 'poll', ...(options.signal ? { signal: options.signal } : {}) } as const;
   const tried: string[] = [];
+  let inconclusive: ModbusExceptionError | undefined;
   for (const base of bases) {
     if (!Number.isInteger(base) || base < 0 || base > 65535 - 3) {
       tried.push(`${base} (not a valid address)`);
@@ -58,6 +62,7 @@ export async function discoverSunSpec(unit: ModbusUnit, options: DiscoverOptions
     } catch (err) {
       if (err instanceof ModbusExceptionError) {
         tried.push(`${base} (${err.message})`);
+        if (err.retryable) inconclusive ??= err;
         continue;
       }
       throw err;
@@ -67,6 +72,13 @@ export async function discoverSunSpec(unit: ModbusUnit, options: DiscoverOptions
       continue;
     }
     return { baseAddress: base, models: await walkChain(unit, base, maxModels, readOptions) };
+  }
+  if (inconclusive) {
+    throw new ModbusExceptionError(
+      `${unit.label}: no conclusive answer about SunSpec (exception ${inconclusive.exceptionCode} is not "no such register"): ${tried.join(', ')}`,
+      inconclusive.functionCode,
+      inconclusive.exceptionCode,
+    );
   }
   throw new NotSupportedError(`${unit.label}: no SunSpec marker "SunS" at ${tried.length ? tried.join(', ') : 'any base (none given)'}`);
 }
@@ -106,8 +118,9 @@ async function walkChain(
 
 /**
  * Reads ID and L at `address`. Some devices end their map with a single 0xFFFF register, so when the
- * two-register read is refused the ID alone is read. Returns undefined only for the end marker read
- * alone; a refusal that is not an end marker is a broken chain.
+ * two-register read is refused (exceptions 1–3) the ID alone is read. Returns undefined only for the
+ * end marker read alone; a refusal that is not an end marker is a broken chain. Exceptions 4 and
+ * above (busy, device failure, gateway) say nothing about the map and propagate unchanged.
  */
 async function readHeader(
   unit: ModbusUnit,
@@ -119,14 +132,14 @@ async function readHeader(
       const regs = await unit.readRegisters('holding', address, 2, readOptions);
       return { id: regs[0]!, length: regs[1]! };
     } catch (err) {
-      if (!(err instanceof ModbusExceptionError)) throw err;
+      if (!(err instanceof ModbusExceptionError) || err.retryable) throw err;
     }
   }
   let id: number;
   try {
     id = (await unit.readRegisters('holding', address, 1, readOptions))[0]!;
   } catch (err) {
-    if (err instanceof ModbusExceptionError) {
+    if (err instanceof ModbusExceptionError && !err.retryable) {
       throw new BadDataError(`${unit.label}: SunSpec model chain has no end marker: reading ${address} failed (${err.message})`, { cause: err });
     }
     throw err;

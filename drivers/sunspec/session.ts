@@ -2,7 +2,16 @@
  * What every SunSpec device class shares: the discovered map, the identity from the common model,
  * polls planned over the models a class needs, required/optional values, and ordered writes.
  */
-import { BadDataError, NotSupportedError } from '../errors.js';
+import {
+  BackedOffError,
+  BadDataError,
+  DeviceError,
+  DisconnectedError,
+  ModbusExceptionError,
+  NotSupportedError,
+  StaleDataError,
+  TimeoutError,
+} from '../errors.js';
 import type { Log } from '../log.js';
 import type { ModbusUnit, RequestPriority } from '../modbus/types.js';
 import { decodeModelPrefix, encodePoint, isAllowedLength, type PointValue } from './codec.js';
@@ -37,13 +46,44 @@ export interface SessionOptions {
   baseAddress?: number;
 }
 
+/**
+ * The same error (same class, kind, retryability and codes) with `context` (device id, what was being
+ * read and where) in front of its message and the original as `cause`. Anything that is not a
+ * DeviceError (a programming error, a RangeError) is returned unchanged.
+ */
+export function inContext(err: unknown, context: string): unknown {
+  if (!(err instanceof DeviceError)) return err;
+  const message = `${context}: ${err.message}`;
+  let out: DeviceError;
+  if (err instanceof TimeoutError) out = new TimeoutError(message, err.timeoutMs);
+  else if (err instanceof ModbusExceptionError) out = new ModbusExceptionError(message, err.functionCode, err.exceptionCode);
+  else if (err instanceof BackedOffError) out = new BackedOffError(message, err.retryAtMs);
+  else if (err instanceof BadDataError) out = new BadDataError(message);
+  else if (err instanceof DisconnectedError) out = new DisconnectedError(message);
+  else if (err instanceof NotSupportedError) out = new NotSupportedError(message);
+  else if (err instanceof StaleDataError) out = new StaleDataError(message);
+  else return err;
+  Object.defineProperty(out, 'cause', { value: err, enumerable: false, writable: true, configurable: true });
+  return out;
+}
+
+/** "40070+55, 40200+10" */
+function rangesText(ranges: readonly { address: number; count: number }[]): string {
+  return ranges.map((r) => `${r.address}+${r.count}`).join(', ');
+}
+
 /** Reads the common model (if the device has one) into an identity. */
 export async function readIdentity(unit: ModbusUnit, discovery: SunSpecDiscovery, priority: RequestPriority = 'poll'): Promise<SunSpecIdentity> {
   const common = discovery.models.find((m) => m.id === COMMON_MODEL_ID);
   const def = findModelDef(COMMON_MODEL_ID);
   if (!common || !def) return {};
   const count = Math.min(common.length + 2, 125);
-  const regs = await unit.readRegisters('holding', common.address, count, { priority });
+  let regs: Uint16Array;
+  try {
+    regs = await unit.readRegisters('holding', common.address, count, { priority });
+  } catch (err) {
+    throw inContext(err, `reading SunSpec model ${COMMON_MODEL_ID} at address ${common.address} (registers ${common.address}+${count})`);
+  }
   // The identity is descriptive: decode what is there rather than fail on an odd common model length.
   const values = decodeModelPrefix(def, regs, { address: common.address });
   const str = (name: string) => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
@@ -85,11 +125,16 @@ export class SunSpecSession {
     this.identity = identity;
   }
 
+  /** Errors (discovery's, the transport's) come with the device id in front of their message. */
   static async open(options: SessionOptions): Promise<SunSpecSession> {
-    const discovery =
-      options.discovery ?? (await discoverSunSpec(options.unit, options.baseAddress !== undefined ? { bases: [options.baseAddress] } : {}));
-    const identity = await readIdentity(options.unit, discovery);
-    return new SunSpecSession(options, discovery, identity);
+    try {
+      const discovery =
+        options.discovery ?? (await discoverSunSpec(options.unit, options.baseAddress !== undefined ? { bases: [options.baseAddress] } : {}));
+      const identity = await readIdentity(options.unit, discovery);
+      return new SunSpecSession(options, discovery, identity);
+    } catch (err) {
+      throw inContext(err, options.id);
+    }
   }
 
   describe(): string {
@@ -130,7 +175,13 @@ export class SunSpecSession {
   /** Runs a plan in one readRanges call and returns the values of each model, by model id. Checks
    * each model's ID and L against discovery: a device whose map changed is a BadDataError. */
   async poll(plan: ReadPlan, priority: RequestPriority = 'poll'): Promise<Map<number, ModelValues>> {
-    const data = await this.unit.readRanges('holding', plan.blocks, { priority });
+    let data: Uint16Array[];
+    try {
+      data = await this.unit.readRanges('holding', plan.blocks, { priority });
+    } catch (err) {
+      const models = plan.models.map((m) => `${m.def.id} at address ${m.model.address}`).join(', ');
+      throw inContext(err, `${this.id}: reading SunSpec model${plan.models.length === 1 ? '' : 's'} ${models} (registers ${rangesText(plan.blocks)})`);
+    }
     const slices = sliceModels(plan, data);
     const out = new Map<number, ModelValues>();
     plan.models.forEach((m, i) => {
@@ -180,7 +231,12 @@ export class SunSpecSession {
     }
     for (const w of writes) {
       this.log.debug({ address: w.address, values: w.values }, 'write');
-      await this.unit.writeRegisters(w.address, w.values);
+      try {
+        await this.unit.writeRegisters(w.address, w.values);
+      } catch (err) {
+        const names = points.filter((_, i) => encoded[i]!.address >= w.address && encoded[i]!.address < w.address + w.values.length).map(([n]) => n);
+        throw inContext(err, `${this.id}: writing SunSpec model ${used.def.id} ${names.join(', ')} (registers ${w.address}+${w.values.length})`);
+      }
     }
   }
 }

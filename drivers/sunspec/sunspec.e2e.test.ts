@@ -86,6 +86,37 @@ describe('SunSpec over Modbus TCP against the simulated home', () => {
     });
   }
 
+  it('reads the DER meter (model 701: W positive for injection) with import positive, as the 203 meter', async () => {
+    const clock = new VirtualClock({ startTimeMs: Date.UTC(2026, 5, 21, 12), manual: true });
+    home = await SimulatedHome.start({ clock, seed: 5, cloudiness: 0, baseLoadW: 600, variants: { meter: 'der' } });
+    const meterAt = home.device('meter').modbus!;
+    const bus = await busTo(meterAt.host, meterAt.port);
+    const meter: Meter = await createSunSpecDevice({ id: 'meter', deviceClass: 'meter', unit: bus.unit(meterAt.unitId), log: silentLog });
+    expect(meter.describe()).toMatch(/METER-DER \(models 1,701\)/);
+
+    // Noon in June: 8 kW of PV, the battery takes 5 kW, the site exports the rest.
+    clock.advance(60_000);
+    expect(home.meter.powerW).toBeLessThan(-1000);
+    const exporting = await meter.read();
+    expect(exporting.powerW).toBe(home.meter.powerW);
+    expect(home.meter.sunspec.get(701, 'W')).toBe(-home.meter.powerW); // on the wire: injection positive
+    expect(exporting.exportWh).toBe(Math.floor(home.meter.exportWh));
+    expect(exporting.exportWh).toBeGreaterThan(0);
+    expect(exporting.importWh).toBe(Math.floor(home.meter.importWh));
+    expect(exporting.voltageV).toBe(230);
+    expect(exporting.frequencyHz).toBe(50);
+
+    // A 12 kW load: the site imports.
+    home.meter.addLoad(() => 12_000);
+    clock.advance(3_600_000);
+    expect(home.meter.powerW).toBeGreaterThan(1000);
+    const importing = await meter.read();
+    expect(importing.powerW).toBe(home.meter.powerW);
+    expect(importing.importWh).toBe(Math.floor(home.meter.importWh));
+    expect(importing.importWh).toBeGreaterThan(exporting.importWh!);
+    expect(importing.exportWh).toBe(exporting.exportWh);
+  });
+
   it('scans the gateway and suggests the config', async () => {
     const clock = new VirtualClock({ startTimeMs: Date.UTC(2026, 5, 21, 12), manual: true });
     home = await SimulatedHome.start({ clock });

@@ -6,7 +6,11 @@ import { setCommonModel, type Nameplate } from './common.js';
 
 export interface SiteMeterOptions extends Nameplate {
   clock: Clock;
-  /** 'wye': models 1 + 203; 'der': models 1 + 701 (same sign: positive = import). Default 'wye'. */
+  /**
+   * 'wye': models 1 + 203 (W positive = import, as 20x meters count); 'der': models 1 + 701, whose W
+   * follows the DER convention of its definition (positive = injection/export, negative = absorption/
+   * import; TotWhAbs = imported, TotWhInj = exported). Default 'wye'.
+   */
   variant?: 'wye' | 'der';
   /** Household base load: fixed W, or a function of clock time. Default: householdLoadW with `seed`. */
   baseLoadW?: number | ((timeMs: number) => number);
@@ -39,8 +43,10 @@ export function householdLoadW(timeMs: number, seed = 1, utcOffsetHours = 0): nu
 const AC_VOLTAGE_V = 230;
 
 /**
- * The site (grid connection) meter: W = base load + battery power − PV power + added loads, positive =
- * import, as SunSpec meters report. Import and export Wh counters integrate the power held over each tick.
+ * The site (grid connection) meter: powerW = base load + battery power − PV power + added loads,
+ * positive = import. On the bus, 203 `W` is powerW (20x meters count import positive) and 701 `W` is
+ * −powerW (model 701: positive for generation, i.e. export). Import and export Wh counters integrate
+ * the power held over each tick.
  */
 export class SiteMeter implements Stepper {
   readonly sunspec: SunSpecDevice;
@@ -125,7 +131,8 @@ export class SiteMeter implements Stepper {
       d.set(203, 'TotWhImp', Math.floor(this.importWh));
       d.set(203, 'TotWhExp', Math.floor(this.exportWh));
     } else {
-      d.set(701, 'W', w);
+      // 701 counts W positive for injection into the grid: an importing site reads negative.
+      d.set(701, 'W', 0 - w);
       d.set(701, 'A', phaseA * 3);
       d.set(701, 'LNV', AC_VOLTAGE_V);
       d.set(701, 'LLV', 400);

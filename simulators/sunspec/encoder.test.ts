@@ -118,3 +118,28 @@ describe('SunSpec device writes', () => {
     expect(dev.image.writeFromBus(40004, [0x4142])).toBe(2); // Mn is read-only
   });
 });
+
+describe('SunSpec encoder: broken devices on purpose', () => {
+  it('lays a model out with a forced L: points past it are gone, the chain stays walkable', () => {
+    // 203 is 105 registers after ID and L; forced to 104 (Evt, a bitfield32 at offset 105, is cut).
+    const short = new SunSpecDevice([1, { id: 203, length: 104 }, 120]);
+    expect(short.image.read(40070, 2)).toEqual([203, 104]);
+    expect(short.model(203).points.has('Evt')).toBe(false);
+    expect(short.model(203).points.has('TotVArh_SF')).toBe(true);
+    // the next model starts right after the forced length: 40070 + 2 + 104
+    expect(short.model(120).address).toBe(40176);
+    expect(short.image.read(40176, 2)).toEqual([120, 26]);
+    expect(short.image.read(40176 + 28, 2)).toEqual([0xffff, 0]);
+    // longer than the definition: the extra registers read 0
+    const long = new SunSpecDevice([{ id: 103, length: 53 }], { baseAddress: 0 });
+    expect(long.image.read(2, 2)).toEqual([103, 53]);
+    expect(long.image.read(2 + 52, 3)).toEqual([0, 0, 0]);
+    expect(long.image.read(2 + 55, 2)).toEqual([0xffff, 0]);
+  });
+
+  it('leaves the end marker out when asked: the image ends with the last model', () => {
+    const dev = new SunSpecDevice([1, 103], { endMarker: false });
+    expect(dev.image.isDefined(40121)).toBe(true);
+    expect(dev.image.isDefined(40122)).toBe(false);
+  });
+});

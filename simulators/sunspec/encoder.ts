@@ -16,6 +16,13 @@ export interface ModelSpec {
   repeats?: Record<string, number>;
   /** Definition to use instead of the loaded one. */
   definition?: ModelDefinition;
+  /**
+   * FOR BROKEN DEVICES: the L to lay the model out with instead of the one its definition gives. The
+   * model then occupies L + 2 registers (so the chain after it stays walkable): points that do not
+   * fit are left out, extra registers read 0. Models built like this are what some devices written
+   * to another revision of a model, or simply wrong, serve.
+   */
+  length?: number;
 }
 
 export interface PointLayout {
@@ -108,8 +115,19 @@ export function buildLayout(models: readonly (number | ModelSpec)[], baseAddress
       }
     };
     walk(def.group, '', []);
-    layouts.push({ id: spec.id, address: modelAddress, length: offset - 2, points });
-    address += offset;
+    let length = offset - 2;
+    if (spec.length !== undefined) {
+      if (!Number.isInteger(spec.length) || spec.length < 0 || spec.length > 0xffff) throw new RangeError(`model ${spec.id}: bad length ${spec.length}`);
+      length = spec.length;
+      // Points past the forced end are not there (a point cut in two is left out entirely).
+      for (const [name, p] of points) if (p.offset + p.size > length + 2) points.delete(name);
+      for (const [name, p] of points) {
+        // Its scale factor register was cut off: the point reads unscaled.
+        if (typeof p.sf === 'string' && !points.has(p.sf)) points.set(name, { ...p, sf: 0 });
+      }
+    }
+    layouts.push({ id: spec.id, address: modelAddress, length, points });
+    address += length + 2;
   }
   return { baseAddress, totalRegisters: address + 2 - baseAddress, models: layouts };
 }
@@ -248,11 +266,16 @@ export class SunSpecDevice {
   private readonly listeners: Array<(changes: readonly PointChange[]) => void> = [];
   private readonly validators: PointValidator[] = [];
 
-  constructor(models: readonly (number | ModelSpec)[], options: { baseAddress?: number; image?: RegisterImage } = {}) {
+  /**
+   * `endMarker: false` (FOR BROKEN DEVICES) leaves out the 0xFFFF 0x0000 end marker: the image ends
+   * with the last model, and reading past it is an illegal data address.
+   */
+  constructor(models: readonly (number | ModelSpec)[], options: { baseAddress?: number; image?: RegisterImage; endMarker?: boolean } = {}) {
     this.layout = buildLayout(models, options.baseAddress ?? 40000);
     this.image = options.image ?? new RegisterImage();
     const base = this.layout.baseAddress;
-    this.image.defineBlock(base, this.layout.totalRegisters);
+    const endMarker = options.endMarker ?? true;
+    this.image.defineBlock(base, this.layout.totalRegisters - (endMarker ? 0 : END_MARKER.length));
     this.image.set(base, [...SUNS_MARKER]);
     for (const model of this.layout.models) {
       for (const p of model.points.values()) {
@@ -262,7 +285,7 @@ export class SunSpecDevice {
         if (p.writable) this.image.setWritable(p.address, p.size);
       }
     }
-    this.image.set(base + this.layout.totalRegisters - 2, [...END_MARKER]);
+    if (endMarker) this.image.set(base + this.layout.totalRegisters - 2, [...END_MARKER]);
     this.image.addWriteHook({
       validate: (w) => this.validateWrite(w),
       apply: (w) => {
