@@ -100,6 +100,7 @@ export class Agent {
 
   async start(signal?: AbortSignal): Promise<void> {
     const { config, clock } = this;
+    if (signal?.aborted) throw new Error('agent start aborted');
     mkdirSync(config.gateway.dataDir, { recursive: true });
     this.store = openStore({
       path: this.storePath,
@@ -119,19 +120,19 @@ export class Agent {
       },
     });
     this.retention = new RetentionRunner(this.store, { clock, log: this.log.child({ module: 'retention' }) });
-    this.retention.start(signal);
+    this.retention.start();
 
     for (const device of config.devices) {
       const key = busKey(device.connection);
       if (!this.buses.has(key)) {
-        this.buses.set(key, createModbusBus({ connection: busConnection(device.connection), clock, log: this.log.child({ module: 'modbus', bus: key }) }));
+        this.buses.set(key, createModbusBus({ connection: busConnection(device.connection), clock, log: this.log }));
       }
     }
     this.handles = config.devices.map((device) => this.createHandle(device));
 
-    await this.startLocalApi(signal);
+    await this.startLocalApi();
 
-    await Promise.all([...this.buses.values()].map((bus) => bus.start(signal)));
+    await Promise.all([...this.buses.values()].map((bus) => bus.start()));
     const store = this.store;
     const writer = this.writer;
     const siteMeter = config.devices.find((d) => d.class === 'meter' && (d.role ?? 'site') === 'site');
@@ -145,6 +146,9 @@ export class Agent {
         const a = change.availability;
         if (a.state !== 'unknown') store.recordAvailability(change.deviceId, change.tsMs, a.state === 'online', a.state === 'offline' ? a.reason : undefined);
         this.localApi?.publishAvailability(change.deviceId, a);
+        // Keep the retained device state consistent with its availability.
+        const handle = this.handles.find((h) => h.id === change.deviceId);
+        if (handle) this.localApi?.publishDeviceState(handle.state(false));
         this.events.emit('availability', change);
       },
       onSnapshot: (snapshot) => {
@@ -152,7 +156,8 @@ export class Agent {
         this.events.emit('snapshot', snapshot);
       },
     });
-    this.loop.start(signal);
+    this.loop.start();
+    // One listener for the whole agent: the parts stop in order (loop, store, buses, API), not all at once.
     signal?.addEventListener('abort', () => void this.stop(), { once: true });
     this.log.info({ devices: config.devices.length, buses: this.buses.size, store: this.storePath }, 'agent started');
   }
@@ -201,12 +206,15 @@ export class Agent {
     });
   }
 
-  private async startLocalApi(signal?: AbortSignal): Promise<void> {
+  private async startLocalApi(): Promise<void> {
     const mqttConfig = this.config.localApi?.mqtt;
     if (!mqttConfig) return;
     let url = mqttConfig.url;
     if (mqttConfig.embedded) {
-      this.broker = await startEmbeddedBroker(mqttConfig.embedded);
+      this.broker = await startEmbeddedBroker({
+        ...mqttConfig.embedded,
+        ...(mqttConfig.username !== undefined ? { credentials: { username: mqttConfig.username, password: mqttConfig.password ?? '' } } : {}),
+      });
       url = this.broker.url;
       this.log.info({ url }, 'embedded MQTT broker listening');
     }
@@ -231,7 +239,7 @@ export class Agent {
         store_stats: () => this.store?.stats(),
       },
     });
-    this.localApi.start(signal);
+    this.localApi.start();
   }
 
   private info(): Record<string, unknown> {

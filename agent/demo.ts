@@ -4,7 +4,7 @@
  * installed) — with an embedded MQTT broker and the agent, live in the terminal. It writes the demo
  * manifest of PROTOCOL.md §9 once everything is up. Ctrl-C stops everything.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SimulatedHome } from '../simulators/home.js';
 import { socatAvailable } from '../simulators/modbus/pty.js';
@@ -125,6 +125,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   out.write('\nstopping the demo...\n');
   await agent.stop();
   await home.stop();
+  // The manifest describes a running demo: it goes with it.
+  rmSync(join(dataDir, 'demo.json'), { force: true });
   log.flush();
   out.write('demo stopped.\n');
   return 0;

@@ -77,7 +77,7 @@ export class DeviceHandle {
       const goOffline =
         this.availability.state === 'unknown' ||
         (this.availability.state === 'online' && this.consecutiveFailures >= FAILURES_BEFORE_OFFLINE) ||
-        (this.availability.state === 'offline' && this.availability.reason !== reason && !reason.startsWith('backed off'));
+        (this.availability.state === 'offline' && this.availability.reason !== reason);
       if (goOffline) {
         const sinceMs = this.availability.state === 'offline' ? this.availability.sinceMs : tsMs;
         this.availability = { state: 'offline', sinceMs, reason };
@@ -112,7 +112,9 @@ export class DeviceHandle {
 }
 
 function describeFailure(err: unknown): string {
-  if (isDeviceError(err)) return err.kind === 'backed-off' ? `backed off: ${err.message}` : err.message;
+  // A backed-off request was never sent: the reason is the failure that caused the back-off.
+  if (isDeviceError(err) && err.kind === 'backed-off' && err.cause instanceof Error) return describeFailure(err.cause);
+  if (isDeviceError(err)) return err.message;
   if (err instanceof Error) return `unexpected error: ${err.message}`;
   return `unexpected error: ${String(err)}`;
 }

@@ -12,9 +12,19 @@ export interface EmbeddedBroker {
   close(): Promise<void>;
 }
 
-export async function startEmbeddedBroker(options: { host?: string; port?: number } = {}): Promise<EmbeddedBroker> {
+export async function startEmbeddedBroker(
+  options: { host?: string; port?: number; credentials?: { username: string; password: string } } = {},
+): Promise<EmbeddedBroker> {
   const host = options.host ?? '127.0.0.1';
   const aedes = await Aedes.createBroker();
+  const credentials = options.credentials;
+  if (credentials) {
+    // With credentials configured, every client (the agent's own included) must present them.
+    aedes.authenticate = (_client, username, password, done) => {
+      const ok = username === credentials.username && password !== undefined && Buffer.from(password).toString('utf8') === credentials.password;
+      done(null, ok);
+    };
+  }
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
     sockets.add(socket);

@@ -37,6 +37,7 @@ export class LocalApi {
   private readonly prefix: string;
   private readonly retained = new Map<string, string>();
   private readonly log: Log;
+  private stopping: Promise<void> | undefined;
 
   constructor(private readonly options: LocalApiOptions) {
     this.prefix = `${options.baseTopic}/${options.gatewayName}`;
@@ -92,21 +93,30 @@ export class LocalApi {
     });
   }
 
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
     const client = this.client;
     if (!client) return;
-    this.client = undefined;
     if (client.connected) {
       await client.publishAsync(`${this.prefix}/bridge/state`, JSON.stringify({ state: 'offline' }), { qos: 1, retain: true }).catch(() => undefined);
     }
     await client.endAsync();
+    this.client = undefined;
   }
 
   publishSnapshot(snapshot: SiteSnapshot): void {
     for (const device of snapshot.devices) {
-      if (device.fresh) this.setRetained(`${this.prefix}/devices/${device.id}`, deviceStatePayload(device));
+      if (device.fresh) this.publishDeviceState(device);
     }
     this.publish(`${this.prefix}/site`, { cycle: snapshot.cycle, tsMs: snapshot.tsMs, ...snapshot.site });
+  }
+
+  publishDeviceState(device: DeviceState): void {
+    this.setRetained(`${this.prefix}/devices/${device.id}`, deviceStatePayload(device));
   }
 
   publishAvailability(deviceId: string, availability: Availability): void {

@@ -9,7 +9,7 @@ import { createModbusBus } from '../drivers/modbus/index.js';
 import type { BusConnection } from '../drivers/modbus/types.js';
 import { scanUnits, suggestConfig, type ScanResult } from '../drivers/sunspec/index.js';
 import { UsageError } from './usage-error.js';
-import { createLogger } from './logger.js';
+import { silentLog } from '../drivers/log.js';
 
 export interface ScanArgs {
   connection: BusConnection;
@@ -61,16 +61,17 @@ export function renderScan(results: readonly ScanResult[], connection: BusConnec
   if (devices.length === 0) return '';
   const lines = ['# found by flexgate scan: paste under devices: in flexgate.yaml and rename the ids as you like'];
   for (const r of results.filter((x) => x.found)) lines.push(`#   unit ${r.unitId}: ${r.description ?? ''}`);
-  lines.push(stringify({ devices }, { flowCollectionPadding: true }).trimEnd());
+  lines.push(stringify({ devices }, { aliasDuplicateObjects: false }).trimEnd());
   return `${lines.join('\n')}\n`;
 }
 
 export async function runScan(args: ScanArgs): Promise<number> {
-  const log = createLogger({ level: 'warn' });
+  // What went wrong per unit is in the results; the console shows those, not log lines.
+  const log = silentLog;
   const bus = createModbusBus({
     connection: args.connection,
     clock: systemClock,
-    log: log.child({ module: 'scan' }),
+    log,
     timeoutMs: args.timeoutMs,
     // Every unit gets its own answer: never skip one because its neighbour was silent.
     unitBackoff: { failuresBeforeBackoff: 1_000_000 },
@@ -95,6 +96,5 @@ export async function runScan(args: ScanArgs): Promise<number> {
     return 0;
   } finally {
     await bus.stop();
-    log.flush();
   }
 }

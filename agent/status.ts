@@ -33,7 +33,7 @@ export function runStatus(config: Config): number {
       }
     }
     const stats = store.stats();
-    out.push(`store ${path}: ${stats.readingRows} raw readings, ${stats.aggregateRows} aggregates, ${(stats.fileBytes / 1e6).toFixed(1)} MB`);
+    out.push(`store ${path}: ${stats.readingRows} raw readings, ${stats.aggregateRows} aggregates, ${((stats.fileBytes + stats.walBytes) / 1e6).toFixed(1)} MB`);
     process.stdout.write(`${out.join('\n')}\n`);
     return 0;
   } finally {

@@ -13,6 +13,8 @@ export const DRIVER_CLASSES = {
   sunspec: ['meter', 'pv', 'battery'],
 } as const satisfies Record<string, readonly (typeof DEVICE_CLASSES)[number][]>;
 
+const BAUD_RATES: readonly number[] = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200];
+
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
 const MINUTE_MS = 60_000;
@@ -29,11 +31,9 @@ export const rtuConnectionSchema = z
   .strictObject({
     path: z.string().min(1).describe('serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...'),
     baudRate: z
-      .union([1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200].map((b) => z.literal(b)) as unknown as [
-        z.ZodLiteral<number>,
-        z.ZodLiteral<number>,
-        ...z.ZodLiteral<number>[],
-      ])
+      .number()
+      .int()
+      .refine((b) => BAUD_RATES.includes(b), `expected one of ${BAUD_RATES.join(', ')}`)
       .default(9600)
       .describe('one of 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200'),
     parity: z.enum(['none', 'even', 'odd']).default('none'),
@@ -135,7 +135,7 @@ export const configSchema = z
               .strictObject({ host: z.string().default('127.0.0.1'), port: int(0, 65535).default(1883) })
               .optional()
               .describe('run a broker inside the agent instead'),
-            username: z.string().optional(),
+            username: z.string().optional().describe('with url: the agent logs in with it; with embedded: every client must'),
             password: z.string().optional(),
             baseTopic: z.string().regex(/^[a-zA-Z0-9_-]+(\/[a-zA-Z0-9_-]+)*$/).default('flexgate'),
           })

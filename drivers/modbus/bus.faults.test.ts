@@ -266,4 +266,80 @@ describe('ModbusBus over TCP, faults', () => {
     // A single range that is itself illegal still fails, with the device's code.
     await expect(u.readRanges('holding', [{ address: 21, count: 2 }])).rejects.toMatchObject({ exceptionCode: 2 });
   });
+
+  it('merges across gaps only when the call asks (maxGapRegisters per call), splits a rejected gap join, remembers it', async () => {
+    // Two register banks, 0..19 and 20..39; a read must stay inside one bank, else exception 2.
+    // Every register holds its own address.
+    const banks = [
+      [0, 20],
+      [20, 40],
+    ] as const;
+    const server = await serve((req, reply) => {
+      const end = req.address + req.count;
+      reply.pdu(banks.some(([s, e]) => req.address >= s && end <= e) ? answerPdu(req) : exceptionPdu(req, 2));
+    });
+    const bus = await busFor(server);
+    const u = bus.unit(1); // unit default: no gap merging
+    // Gaps of 6, 7 and 4 registers; the join at 22 (across the gap 15..21) spans the two banks.
+    const ranges = [
+      { address: 30, count: 5 },
+      { address: 0, count: 4 },
+      { address: 22, count: 4 },
+      { address: 10, count: 5 },
+    ];
+    const expectExact = (values: Uint16Array[]) =>
+      ranges.forEach((r, i) => expect(Array.from(values[i]!)).toEqual(Array.from({ length: r.count }, (_, k) => r.address + k)));
+    const sent = () => server.requests.splice(0).map((r) => `${r.address}+${r.count}`);
+
+    // Without the option: the unit's default (0), one transaction per range.
+    expectExact(await u.readRanges('holding', ranges));
+    expect(sent()).toEqual(['0+4', '10+5', '22+4', '30+5']);
+
+    // With it: one merged read 0+35, rejected; the middle join (22) is forbidden and the two halves
+    // are read within the same call.
+    expectExact(await u.readRanges('holding', ranges, { maxGapRegisters: 10 }));
+    expect(sent()).toEqual(['0+35', '0+15', '22+13']);
+    expect(bus.stats.exceptions).toBe(1);
+    expect(u.stats.consecutiveFailures).toBe(0); // exception 2 is an answer, not a failure
+
+    // Remembered: the next call plans the split from the start, no exception.
+    expectExact(await u.readRanges('holding', ranges, { maxGapRegisters: 10 }));
+    expect(sent()).toEqual(['0+15', '22+13']);
+    expect(bus.stats.exceptions).toBe(1);
+    expect(bus.stats.transactions).toBe(4 + 3 + 2);
+
+    // A gap too wide for this call's limit is not bridged.
+    expectExact(await u.readRanges('holding', ranges, { maxGapRegisters: 5 }));
+    expect(sent()).toEqual(['0+4', '10+5', '22+13']);
+
+    await expect(u.readRanges('holding', ranges, { maxGapRegisters: -1 })).rejects.toThrow(RangeError);
+    await expect(u.readRanges('holding', ranges, { maxGapRegisters: 1.5 })).rejects.toThrow(RangeError);
+    expect(sent()).toEqual([]);
+  });
+
+  it('bisects a gap-merged read down to single ranges when the device rejects every read over a gap', async () => {
+    // Only the requested registers exist: any read over a gap is exception 2.
+    const ranges = [0, 10, 20, 30, 40, 50, 60, 70].map((address, i) => ({ address, count: 2 + (i % 3) }));
+    const exists = (a: number) => ranges.some((r) => a >= r.address && a < r.address + r.count);
+    const server = await serve((req, reply) => {
+      let ok = true;
+      for (let a = req.address; a < req.address + req.count; a++) ok &&= exists(a);
+      reply.pdu(ok ? answerPdu(req) : exceptionPdu(req, 2));
+    });
+    const bus = await busFor(server);
+    const u = bus.unit(1);
+    const values = await u.readRanges('input', ranges, { maxGapRegisters: 20 });
+    ranges.forEach((r, i) => expect(Array.from(values[i]!)).toEqual(Array.from({ length: r.count }, (_, k) => r.address + k)));
+    // 1 + 2 + 4 rejected merged reads (a bisection over 7 joins), then the 8 single ranges.
+    expect(bus.stats.exceptions).toBe(7);
+    expect(bus.stats.transactions).toBe(7 + 8);
+    server.requests.length = 0;
+    await u.readRanges('input', ranges, { maxGapRegisters: 20 });
+    expect(server.requests).toHaveLength(8);
+    expect(bus.stats.exceptions).toBe(7);
+    // Learned per register kind: holding registers are planned afresh.
+    server.requests.length = 0;
+    await u.readRanges('holding', ranges, { maxGapRegisters: 20 });
+    expect(server.requests[0]).toMatchObject({ address: 0, count: 73 });
+  });
 });

@@ -107,6 +107,8 @@ class Bus implements ModbusBus {
   private reconnectDelayMs: number;
   private reconnectTimer: TimerHandle | undefined;
   private reconnectNow = false;
+  /** Why the last connect attempt failed (refused, no such serial device, ...), for error messages. */
+  private lastConnectError: string | undefined;
   private firstAttempt: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   /** A request is on the wire, or the wire is being prepared for the next one. */
@@ -209,6 +211,7 @@ class Bus implements ModbusBus {
         return;
       }
       this.wire = wire;
+      this.lastConnectError = undefined;
       if (this.everConnected) this.counters.reconnects++;
       this.everConnected = true;
       this.reconnectDelayMs = this.reconnectInitialMs;
@@ -218,6 +221,7 @@ class Bus implements ModbusBus {
     } catch (error) {
       if (this.lifecycle !== 'running' || lifetime.signal.aborted) return;
       this.counters.connectFailures++;
+      this.lastConnectError = error instanceof Error ? error.message : String(error);
       this.log.warn({ err: error instanceof Error ? error.message : String(error), retryInMs: this.reconnectDelayMs }, 'connect failed');
       this.scheduleReconnect();
     } finally {
@@ -308,7 +312,8 @@ class Bus implements ModbusBus {
       job.waitTimer = undefined;
       if (this.removeQueued(job)) {
         this.counters.disconnects++;
-        this.settleQueued(job, new DisconnectedError(`${job.unit.label}: ${job.what}: not connected within ${job.timeoutMs} ms`));
+        const why = this.lastConnectError ? ` (last connect attempt: ${this.lastConnectError})` : '';
+        this.settleQueued(job, new DisconnectedError(`${job.unit.label}: ${job.what}: not connected within ${job.timeoutMs} ms${why}`));
       }
     }, job.timeoutMs);
   }
@@ -577,13 +582,17 @@ class UnitImpl implements ModbusUnit {
   }
 
   async readRanges(kind: RegisterKind, ranges: readonly RegisterRange[], options: ReadOptions = {}): Promise<Uint16Array[]> {
+    const maxGapRegisters = options.maxGapRegisters ?? this.maxGapRegisters;
+    if (!Number.isInteger(maxGapRegisters) || maxGapRegisters < 0) {
+      throw new RangeError(`${this.label}: maxGapRegisters must be an integer ≥ 0, got ${maxGapRegisters}`);
+    }
     if (ranges.length === 0) return [];
     const forbidden = this.rejectedJoins[kind];
     const read = new Map<string, Uint16Array>();
     const key = (b: ReadBlock) => `${b.address}+${b.count}`;
     // Each round either succeeds, fails, or learns one more rejected join: bounded by the joins.
     for (;;) {
-      const blocks = planReads(ranges, { forbidden, maxGapRegisters: this.maxGapRegisters });
+      const blocks = planReads(ranges, { forbidden, maxGapRegisters });
       const pending = blocks.filter((b) => !read.has(key(b)));
       const results = await Promise.allSettled(pending.map((b) => this.readRegisters(kind, b.address, b.count, options)));
       let learned = false;

@@ -48,7 +48,8 @@ describe('planReads', () => {
         fc.array(rangeArb(400, 60), { minLength: 1, maxLength: 15 }),
         fc.oneof(fc.constant(125), fc.integer({ min: 1, max: 60 })),
         fc.array(fc.integer({ min: 1, max: 460 }), { maxLength: 6 }),
-        fc.integer({ min: 0, max: 6 }),
+        // small gaps, and gaps as wide as a read (SunSpec bridges whole models)
+        fc.oneof(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 130 })),
         (ranges, maxRegisters, forbidden, maxGapRegisters) => {
           const blocks = planReads(ranges, { maxRegisters, forbidden, maxGapRegisters });
           const wanted = requestedSet(ranges);
@@ -79,6 +80,36 @@ describe('planReads', () => {
         },
       ),
       { numRuns: 400 },
+    );
+  });
+
+  it('a join across a gap can be forbidden like an adjacent one: the next plan splits there and stays minimal', () => {
+    fc.assert(
+      fc.property(
+        fc.array(rangeArb(400, 30), { minLength: 2, maxLength: 12 }),
+        fc.integer({ min: 0, max: 130 }),
+        fc.nat(),
+        (ranges, maxGapRegisters, pick) => {
+          const forbidden: number[] = [];
+          let blocks = planReads(ranges, { maxGapRegisters });
+          // What readRanges does on exception 2: forbid a join inside a merged block, re-plan, until
+          // no block holds a join (each transaction then reads only one group of ranges).
+          for (let round = 0; ; round++) {
+            expect(round).toBeLessThanOrEqual(ranges.length);
+            const joins = blocks.flatMap((b) => joinsInside(b, ranges));
+            if (joins.length === 0) break;
+            const join = joins[pick % joins.length]!;
+            expect(forbidden).not.toContain(join);
+            forbidden.push(join);
+            blocks = planReads(ranges, { maxGapRegisters, forbidden });
+            for (const b of blocks) for (const f of forbidden) expect(b.address < f && f < b.address + b.count).toBe(false);
+            expect(blocks.length).toBe(optimalCount(ranges, 125, forbidden, maxGapRegisters));
+          }
+          const sliced = sliceRanges(ranges, blocks, fakeRead(blocks));
+          ranges.forEach((r, i) => expect(Array.from(sliced[i]!)).toEqual(Array.from({ length: r.count }, (_, k) => r.address + k)));
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 
@@ -142,6 +173,8 @@ describe('planReads', () => {
       { address: 0, count: 20 },
       { address: 25, count: 5 },
     ]);
+    // A join across a gap is the start of the range after the gap.
+    expect(planReads(ranges, { maxGapRegisters: 5, forbidden: [21] })).toEqual(planReads(ranges, { maxGapRegisters: 5, forbidden: [25] }));
     expect(joinsInside({ address: 0, count: 30 }, ranges)).toEqual([10, 25]);
     expect(joinsInside({ address: 0, count: 10 }, ranges)).toEqual([]);
   });

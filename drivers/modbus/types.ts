@@ -37,6 +37,11 @@ export interface ReadOptions {
   priority?: RequestPriority;
   /** Abort waiting in the queue (a request already on the wire runs to its end or timeout). */
   signal?: AbortSignal;
+  /** `readRanges` only: read across gaps of up to this many unrequested registers when that saves a
+   * transaction (this call only). Default: the unit's `maxGapRegisters`. Use it only where the
+   * registers in the gaps are readable; a device that rejects such a read (exception 2) is handled
+   * like a rejected adjacent join: split, retried and remembered. */
+  maxGapRegisters?: number;
 }
 
 export interface WriteOptions {
@@ -53,8 +58,10 @@ export interface ModbusUnit {
   readonly stats: UnitStats;
   /** One read transaction (FC3 holding / FC4 input); count 1..125. */
   readRegisters(kind: RegisterKind, address: number, count: number, options?: ReadOptions): Promise<Uint16Array>;
-  /** Reads many ranges in the fewest transactions: adjacent ranges are merged (≤125 registers each),
-   * never across a gap the device rejected before. Returns one array per requested range, in order. */
+  /** Reads many ranges in the fewest transactions: adjacent ranges (and, with `maxGapRegisters`,
+   * ranges separated by small gaps) are merged (≤125 registers each), never across a join the device
+   * rejected before; a merged read the device rejects with exception 2 is split, retried within the
+   * same call and not merged there again. Returns one array per requested range, in order. */
   readRanges(kind: RegisterKind, ranges: readonly RegisterRange[], options?: ReadOptions): Promise<Uint16Array[]>;
   /** FC16 write (FC6 when `values.length === 1` and the unit is configured for it). Priority 'write'. */
   writeRegisters(address: number, values: readonly number[], options?: WriteOptions): Promise<void>;
@@ -78,7 +85,8 @@ export interface UnitOptions {
   /** Use FC6 (write single register) for one-register writes instead of FC16. Default false. */
   useFc6ForSingleRegister?: boolean;
   /** Let `readRanges` read across gaps of up to this many unrequested registers when that saves a
-   * transaction. Default 0 (only adjacent or overlapping ranges are merged). */
+   * transaction. Default 0 (only adjacent or overlapping ranges are merged). A call's
+   * `ReadOptions.maxGapRegisters` overrides it. */
   maxGapRegisters?: number;
   /** Overrides the bus's unit back-off policy for this unit. */
   backoff?: UnitBackoffOptions;

@@ -125,16 +125,20 @@ describe('SunSpec PV inverter', () => {
     unit.clearLog();
     const reading = await pv.read();
     expect(reading).toEqual({ powerW: 5230, energyWh: 1234567, ratedPowerW: 8000 });
-    // 40070..40206 (103 header to WMaxLimPct_SF) is 136 registers: two reads are the minimum.
+    // One range per model, from its ID register to the last needed point (or scale factor).
     expect(unit.readRangesCalls).toEqual([
       [
-        { address: 40070, count: 125 },
-        { address: 40195, count: 11 },
+        { address: 40070, count: 27 }, // 103 up to WH_SF
+        { address: 40122, count: 5 }, // 120 up to WRtg_SF
+        { address: 40150, count: 23 }, // 121 up to WMax_SF
+        { address: 40182, count: 24 }, // 123 up to WMaxLimPct_SF
       ],
     ]);
+    // 40070..40206 is 136 registers: two reads are the minimum, merged across the gaps between the
+    // models, and cut at a model's start rather than through 123.
     expect(unit.reads.map((r) => [r.address, r.count, r.priority])).toEqual([
-      [40070, 125, 'poll'],
-      [40195, 11, 'poll'],
+      [40070, 103, 'poll'],
+      [40182, 24, 'poll'],
     ]);
   });
 
@@ -309,9 +313,16 @@ describe('SunSpec battery (DER models 701/702/704/802)', () => {
     expect(unit.readRangesCalls).toEqual([
       [
         { address: 40070, count: 117 }, // 701 up to W_SF
-        { address: 40225, count: 125 }, // 702 and 704, into 802
-        { address: 40350, count: 51 }, // rest of 802 up to SoC_SF
+        { address: 40344, count: 57 }, // 802 up to SoC_SF
+        { address: 40225, count: 46 }, // 702 up to W_SF
+        { address: 40277, count: 56 }, // 704 up to WSet_SF
       ],
+    ]);
+    // 701 | 702 and 704 (merged across the rest of 702) | 802: three reads, no model torn.
+    expect(unit.reads.map((r) => [r.address, r.count])).toEqual([
+      [40070, 117],
+      [40225, 108],
+      [40344, 57],
     ]);
   });
 

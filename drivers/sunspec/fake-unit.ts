@@ -5,10 +5,14 @@
  * real transport and the simulated devices are exercised by the end-to-end tests in test/.
  *
  * Reads of registers that were never set answer like a device does: Modbus exception 2 (illegal
- * data address). Every transaction is recorded. readRanges merges adjacent ranges (≤ 125 registers)
- * as the interface promises, so `transactions` counts what a real bus would carry.
+ * data address). Every transaction is recorded. readRanges plans its transactions with the real
+ * transport's planner (`planReads` of drivers/modbus: adjacent ranges, and across gaps up to the
+ * call's `maxGapRegisters`, ≤ 125 registers each), so `transactions` counts what a real bus would
+ * carry. Unlike the real bus it does not split and retry a merged read the device rejects: that is
+ * tested in drivers/modbus and end to end (sunspec.model-boundary.e2e.test.ts).
  */
 import { ModbusExceptionError, TimeoutError } from '../errors.js';
+import { planReads, sliceRanges } from '../modbus/plan.js';
 import type { ModbusUnit, ReadOptions, RegisterKind, RegisterRange, RequestPriority, UnitStats } from '../modbus/types.js';
 
 export type FakeTransaction =
@@ -83,22 +87,10 @@ export class FakeUnit implements ModbusUnit {
 
   async readRanges(kind: RegisterKind, ranges: readonly RegisterRange[], options?: ReadOptions): Promise<Uint16Array[]> {
     this.readRangesCalls.push(ranges.map((r) => ({ ...r })));
-    const sorted = ranges.map((r, i) => ({ ...r, i })).sort((a, b) => a.address - b.address);
-    const blocks: { address: number; count: number; members: typeof sorted }[] = [];
-    for (const r of sorted) {
-      const last = blocks[blocks.length - 1];
-      const end = Math.max(last ? last.address + last.count : 0, r.address + r.count);
-      if (last && r.address <= last.address + last.count && end - last.address <= 125) {
-        last.count = end - last.address;
-        last.members.push(r);
-      } else blocks.push({ address: r.address, count: r.count, members: [r] });
-    }
-    const out: Uint16Array[] = new Array<Uint16Array>(ranges.length);
-    for (const b of blocks) {
-      const data = await this.readRegisters(kind, b.address, b.count, options);
-      for (const m of b.members) out[m.i] = data.slice(m.address - b.address, m.address - b.address + m.count);
-    }
-    return out;
+    const blocks = planReads(ranges, { maxGapRegisters: options?.maxGapRegisters ?? 0 });
+    const data: Uint16Array[] = [];
+    for (const b of blocks) data.push(await this.readRegisters(kind, b.address, b.count, options));
+    return sliceRanges(ranges, blocks, data);
   }
 
   async writeRegisters(address: number, values: readonly number[]): Promise<void> {

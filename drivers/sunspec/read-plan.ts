@@ -1,14 +1,20 @@
 /**
- * Read plans: which registers of which models a poll needs, merged into the fewest read
- * transactions of at most 125 registers. SunSpec models sit back to back, so a block may bridge the
- * registers between two needed spans: they are all part of the SunSpec map and readable.
+ * Read plans: which registers of which models a poll needs — one range per model, from its ID
+ * register to its last needed point. Merging them into transactions is the transport's job
+ * (`ModbusUnit.readRanges`): SunSpec models sit back to back, so the registers between two needed
+ * ranges are all part of the SunSpec map and readable, and the poll lets the transport read across
+ * them (`BRIDGE_GAP_REGISTERS`) when that saves a transaction. A device that rejects such a merged
+ * read anyway (exception 2, e.g. across a model boundary) gets it split by the transport, which
+ * remembers the split for the following polls.
  */
 import { isScalable } from './codec.js';
 import type { DiscoveredModel } from './discovery.js';
 import type { ModelDef } from './model-def.js';
 import type { RegisterRange } from '../modbus/types.js';
 
-export const MAX_READ_REGISTERS = 125;
+/** The gap (in unneeded registers) a poll lets the transport read across: any gap one read of at
+ * most 125 registers can bridge. */
+export const BRIDGE_GAP_REGISTERS = 125;
 
 export interface ModelNeed {
   readonly model: DiscoveredModel;
@@ -26,7 +32,8 @@ export interface PlannedModel {
 
 export interface ReadPlan {
   readonly models: readonly PlannedModel[];
-  readonly blocks: readonly RegisterRange[];
+  /** One range per model, in the order of `models`: `{ address: model.address, count: span }`. */
+  readonly ranges: readonly RegisterRange[];
 }
 
 /** The registers of a model a set of points needs: from the ID register to the end of the last
@@ -48,37 +55,5 @@ export function spanOf(def: ModelDef, points: readonly string[]): number {
 
 export function planReads(needs: readonly ModelNeed[]): ReadPlan {
   const models = needs.map((n) => ({ model: n.model, def: n.def, span: Math.min(spanOf(n.def, n.points), n.model.length + 2) }));
-  const spans = models.map((m) => ({ start: m.model.address, end: m.model.address + m.span })).sort((a, b) => a.start - b.start);
-  const blocks: { address: number; count: number }[] = [];
-  let current: { address: number; count: number } | undefined;
-  for (const s of spans) {
-    let pos = s.start;
-    while (pos < s.end) {
-      if (current && pos >= current.address && pos < current.address + MAX_READ_REGISTERS) {
-        const end = Math.min(s.end, current.address + MAX_READ_REGISTERS);
-        current.count = Math.max(current.count, end - current.address);
-        pos = end;
-      } else {
-        current = { address: pos, count: Math.min(s.end - pos, MAX_READ_REGISTERS) };
-        blocks.push(current);
-        pos += current.count;
-      }
-    }
-  }
-  return { models, blocks };
-}
-
-/** Cuts each planned model's registers out of the blocks read. */
-export function sliceModels(plan: ReadPlan, data: readonly Uint16Array[]): Uint16Array[] {
-  return plan.models.map((m) => {
-    const out = new Uint16Array(m.span);
-    const start = m.model.address;
-    plan.blocks.forEach((b, i) => {
-      const block = data[i]!;
-      const from = Math.max(start, b.address);
-      const to = Math.min(start + m.span, b.address + b.count);
-      for (let a = from; a < to; a++) out[a - start] = block[a - b.address]!;
-    });
-    return out;
-  });
+  return { models, ranges: models.map((m) => ({ address: m.model.address, count: m.span })) };
 }

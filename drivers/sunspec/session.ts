@@ -18,7 +18,7 @@ import { decodeModelPrefix, encodePoint, isAllowedLength, type PointValue } from
 import { discoverSunSpec, type DiscoveredModel, type SunSpecDiscovery } from './discovery.js';
 import type { ModelDef } from './model-def.js';
 import { findModelDef } from './models/index.js';
-import { planReads, sliceModels, type ModelNeed, type ReadPlan } from './read-plan.js';
+import { BRIDGE_GAP_REGISTERS, planReads, type ModelNeed, type ReadPlan } from './read-plan.js';
 
 export const COMMON_MODEL_ID = 1;
 
@@ -172,20 +172,21 @@ export class SunSpecSession {
     return planReads(needs);
   }
 
-  /** Runs a plan in one readRanges call and returns the values of each model, by model id. Checks
-   * each model's ID and L against discovery: a device whose map changed is a BadDataError. */
+  /** Runs a plan in one readRanges call (one range per model; the transport merges them across the
+   * models in between into the fewest reads, and splits what the device rejects) and returns the
+   * values of each model, by model id. Checks each model's ID and L against discovery: a device
+   * whose map changed is a BadDataError. */
   async poll(plan: ReadPlan, priority: RequestPriority = 'poll'): Promise<Map<number, ModelValues>> {
     let data: Uint16Array[];
     try {
-      data = await this.unit.readRanges('holding', plan.blocks, { priority });
+      data = await this.unit.readRanges('holding', plan.ranges, { priority, maxGapRegisters: BRIDGE_GAP_REGISTERS });
     } catch (err) {
       const models = plan.models.map((m) => `${m.def.id} at address ${m.model.address}`).join(', ');
-      throw inContext(err, `${this.id}: reading SunSpec model${plan.models.length === 1 ? '' : 's'} ${models} (registers ${rangesText(plan.blocks)})`);
+      throw inContext(err, `${this.id}: reading SunSpec model${plan.models.length === 1 ? '' : 's'} ${models} (registers ${rangesText(plan.ranges)})`);
     }
-    const slices = sliceModels(plan, data);
     const out = new Map<number, ModelValues>();
     plan.models.forEach((m, i) => {
-      const regs = slices[i]!;
+      const regs = data[i]!;
       if (regs[0] !== m.def.id || regs[1] !== m.model.length) {
         throw new BadDataError(
           `${this.id} (${this.unit.label}): SunSpec model ${m.def.id} at address ${m.model.address} now reads ID=${regs[0]} L=${regs[1]} (discovered L=${m.model.length}); the map changed`,

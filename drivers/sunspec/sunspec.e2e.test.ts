@@ -45,18 +45,27 @@ describe('SunSpec over Modbus TCP against the simulated home', () => {
       const meter: Meter = await createSunSpecDevice({ id: 'meter', deviceClass: 'meter', unit: busB.unit(home.device('meter').modbus!.unitId), log: silentLog });
       expect(pv.describe()).toMatch(/^SunSpec flexgate-sim /);
 
-      const before = busA.stats.transactions;
+      // Transactions per poll: one range per model, merged by the transport across the models in between.
+      // inverter: PV 103 at 40070 .. 123 WMaxLimPct_SF at 40173, one read of 104 registers; battery
+      //           103 + 124, one read (40070+78). der: PV 701 alone, then 702 + 704 (40225+107);
+      //           battery 701 | 702, 713 and 704 | 802. The 203 meter: 40070+55.
+      const counts = variant === 'inverter' ? { pv: 1, battery: 1 } : { pv: 2, battery: 3 };
+      let before = busA.stats.transactions;
       const pvReading = await pv.read();
-      // inverter: 103 at 40070 .. 123 WMaxLimPct_SF at 40173 is one read of 104 registers
-      if (variant === 'inverter') expect(busA.stats.transactions - before).toBe(1);
+      expect(busA.stats.transactions - before).toBe(counts.pv);
       expect(pvReading.powerW).toBe(home.pv.acPowerW);
       expect(pvReading.ratedPowerW).toBe(8000);
       expect(pvReading.limitPct).toBeUndefined();
+      before = busB.stats.transactions;
       const b = await battery.read();
+      expect(busB.stats.transactions - before).toBe(counts.battery);
       expect(b.powerW).toBe(Math.round(home.battery.powerW));
       expect(b.socPct).toBeCloseTo(home.battery.socPct, 1);
+      before = busB.stats.transactions;
       const m = await meter.read();
+      expect(busB.stats.transactions - before).toBe(1);
       expect(m.powerW).toBe(home.meter.powerW);
+      expect(busA.stats.exceptions + busB.stats.exceptions).toBe(0);
 
       await pv.setLimitPct(25, 60_000);
       clock.advance(1000);
@@ -97,7 +106,9 @@ describe('SunSpec over Modbus TCP against the simulated home', () => {
     // Noon in June: 8 kW of PV, the battery takes 5 kW, the site exports the rest.
     clock.advance(60_000);
     expect(home.meter.powerW).toBeLessThan(-1000);
+    const before = bus.stats.transactions;
     const exporting = await meter.read();
+    expect(bus.stats.transactions - before).toBe(1); // 701 from its ID to TotWh_SF: 40070+121
     expect(exporting.powerW).toBe(home.meter.powerW);
     expect(home.meter.sunspec.get(701, 'W')).toBe(-home.meter.powerW); // on the wire: injection positive
     expect(exporting.exportWh).toBe(Math.floor(home.meter.exportWh));

@@ -107,7 +107,7 @@ describe.runIf(hasSocat)(`SunSpec over Modbus RTU at ${BAUD_RATE} baud against t
       frequencyHz: 50,
     });
     expect(home.meter.powerW).not.toBe(0);
-    // One readRanges call; each range is one transaction (≤ 125 registers) on the line.
+    // One readRanges call, one range per model: here one model, one transaction (≤ 125 registers).
     expect(unit.ranges).toHaveLength(1);
     const ranges = unit.ranges[0]!;
     expect(bus.stats.transactions - before).toBe(ranges.length);
