@@ -83,7 +83,9 @@ devices:
     expect(problems).toContain('devices[1].id: duplicate device id (also devices[0])');
     expect(problems).toContain('devices[1].connection.rtu: serial line /dev/ttyUSB0 is set to 9600 8N1 by devices[0]');
     expect(problems).toContain('devices[2].role: only one site meter is allowed');
-    expect(problems).toContain('devices[2].unitId: rtu /dev/ttyUSB0 unit 1 is already used by devices[0]');
+    expect(problems).toContain('devices[2].unitId: rtu /dev/ttyUSB0 unit 1 is already the meter devices[0]');
+    // A hybrid inverter is one unit with two classes.
+    expect(problemsOf('gateway: { name: h, dataDir: /tmp/x }\ndevices:\n' + dev('pv', 'pv', rtu(9600), 3) + dev('bat', 'battery', rtu(9600), 3))).toEqual([]);
   });
 
   it('reports YAML syntax errors with their line', () => {

@@ -185,16 +185,17 @@ export const configSchema = z
           });
         } else if (!prev) lines.set(r.path, { index: i, key });
       }
+      // One unit may be two devices of different classes (a hybrid inverter: pv and battery).
       const unitKey = `${bus} unit ${d.unitId}`;
-      const other = units.get(unitKey);
+      const other = units.get(`${unitKey} ${d.class}`);
       if (other !== undefined) {
         ctx.addIssue({
           code: 'custom',
           path: ['devices', i, 'unitId'],
-          message: `${unitKey} is already used by devices[${other}]`,
+          message: `${unitKey} is already the ${d.class} devices[${other}]`,
           input: d.unitId,
         });
-      } else units.set(unitKey, i);
+      } else units.set(`${unitKey} ${d.class}`, i);
     });
   });
 
