@@ -24,6 +24,10 @@ Usage:
   flexgate scan --serial PATH [--baud 9600] [--parity none] [--units 1-10]
                                           find SunSpec devices; prints config to paste
   flexgate status [--config FILE]         last readings and device availability from the store
+  flexgate keys init [--config FILE | --data-dir DIR]
+                                          make this gateway's key (once; never replaces one)
+  flexgate keys show [--config FILE | --data-dir DIR]
+                                          print this gateway's address
   flexgate --version | --help
 
 The configuration is found in this order: --config FILE, $FLEXGATE_CONFIG, ./flexgate.yaml.
@@ -124,6 +128,22 @@ export async function main(argv: string[]): Promise<number> {
       const { runStatus } = await import('./status.js');
       return runStatus(config);
     }
+    case 'keys': {
+      const [sub, ...args] = rest;
+      if (sub !== 'init' && sub !== 'show') throw new UsageError(`flexgate keys: expected "init" or "show", found ${sub === undefined ? 'nothing' : `"${sub}"`}`);
+      const { values } = parse(args, { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' } });
+      if (values.config && values['data-dir']) throw new UsageError('give --config or --data-dir, not both');
+      const dataDir = values['data-dir'] ? resolve(values['data-dir']) : loadConfigFile(requireConfig(values.config)).gateway.dataDir;
+      const { initGatewayKey, loadGatewayKey, keyPath } = await import('./keys.js');
+      if (sub === 'init') {
+        (await import('node:fs')).mkdirSync(dataDir, { recursive: true });
+        const key = initGatewayKey(dataDir);
+        process.stdout.write(`made a new gateway key in ${keyPath(dataDir)} (mode 0600)\naddress ${key.address}\n`);
+      } else {
+        process.stdout.write(`${loadGatewayKey(dataDir).address}\n`);
+      }
+      return 0;
+    }
     default:
       throw new UsageError(`unknown command "${command}" (run flexgate --help)`);
   }
@@ -136,6 +156,9 @@ async function run(): Promise<void> {
     if (e instanceof ConfigError) {
       process.stderr.write(`flexgate: invalid configuration\n${e.message}\n`);
       process.exitCode = 2;
+    } else if (e instanceof Error && e.name === 'KeyError') {
+      process.stderr.write(`flexgate: ${e.message}\n`);
+      process.exitCode = 1;
     } else if (e instanceof UsageError) {
       process.stderr.write(e.message.startsWith('flexgate') ? `${e.message}\n` : `flexgate: ${e.message}\n`);
       process.exitCode = 2;
