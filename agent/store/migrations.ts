@@ -86,6 +86,37 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX device_availability_ts ON device_availability (ts_ms);
     `,
   },
+  {
+    version: 2,
+    name: 'metering: leaves and signed interval proofs',
+    up: `
+      -- one row per metering leaf (PROTOCOL.md §5): a site-meter reading with its secret salt,
+      -- kept for the proof retention so any reading can be exported with its inclusion proof
+      CREATE TABLE meter_leaves (
+        interval_start_ms INTEGER NOT NULL,
+        ts_ms             INTEGER NOT NULL,
+        power_w           INTEGER NOT NULL,
+        import_wh         INTEGER NOT NULL,
+        export_wh         INTEGER NOT NULL,
+        salt              BLOB NOT NULL CHECK (length(salt) = 32),
+        PRIMARY KEY (interval_start_ms, ts_ms)
+      ) STRICT, WITHOUT ROWID;
+
+      -- one row per closed settlement interval: the signed MeterProof, written in the same
+      -- transaction that closes the interval (and queues it for anchoring)
+      CREATE TABLE meter_proofs (
+        interval_start_ms INTEGER PRIMARY KEY,
+        interval_end_ms   INTEGER NOT NULL,
+        gateway           TEXT NOT NULL,
+        leaf_count        INTEGER NOT NULL,
+        root              TEXT NOT NULL,
+        import_wh         INTEGER NOT NULL,
+        export_wh         INTEGER NOT NULL,
+        signature         TEXT NOT NULL,
+        closed_at_ms      INTEGER NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 export function latestVersion(list: readonly Migration[]): number {

@@ -36,6 +36,8 @@ describe('openStore', () => {
     expect(tables).toEqual([
       'device_availability',
       'devices',
+      'meter_leaves',
+      'meter_proofs',
       'reading_aggregates',
       'reading_batches',
       'readings',
@@ -64,10 +66,11 @@ describe('openStore', () => {
   it('applies a newly added migration step to an older file, once', () => {
     const path = join(dir, 'flexgate.db');
     open(path).close();
-    const next: Migration[] = [...migrations, { version: 2, name: 'outbox', up: 'CREATE TABLE outbox (id INTEGER PRIMARY KEY) STRICT;' }];
+    const nextVersion = latestVersion(migrations) + 1;
+    const next: Migration[] = [...migrations, { version: nextVersion, name: 'extra', up: 'CREATE TABLE extra (id INTEGER PRIMARY KEY) STRICT;' }];
     const s = open(path, { migrations: next });
-    expect(s.database.pragma('user_version', { simple: true })).toBe(2);
-    expect(s.database.prepare('SELECT count(*) FROM outbox').pluck().get()).toBe(0);
+    expect(s.database.pragma('user_version', { simple: true })).toBe(nextVersion);
+    expect(s.database.prepare('SELECT count(*) FROM extra').pluck().get()).toBe(0);
     s.close();
     open(path, { migrations: next }).close(); // second open: nothing to do, no "table exists" error
   });
@@ -77,11 +80,11 @@ describe('openStore', () => {
     open(path).close();
     const bad: Migration[] = [
       ...migrations,
-      { version: 2, name: 'half-done', up: 'CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1);' },
+      { version: latestVersion(migrations) + 1, name: 'half-done', up: 'CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1);' },
     ];
     expect(() => open(path, { migrations: bad })).toThrow(StoreMigrationError);
     const db = new Database(path);
-    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    expect(db.pragma('user_version', { simple: true })).toBe(latestVersion(migrations));
     expect(db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'half'").pluck().get()).toBe(0);
     db.close();
   });
@@ -101,7 +104,7 @@ describe('openStore', () => {
     }
     expect(err).toBeInstanceOf(StoreVersionError);
     expect((err as Error).message).toContain(path);
-    expect((err as Error).message).toMatch(/version 99.*up to 1.*newer flexgate/);
+    expect((err as Error).message).toMatch(new RegExp(`version 99.*up to ${latestVersion(migrations)}.*newer flexgate`));
     expect(readFileSync(path).equals(before)).toBe(true);
     expect(() => open(path, { readOnly: true })).toThrow(StoreVersionError);
   });
@@ -228,7 +231,7 @@ describe('queries', () => {
       lastBatchId: 2,
       oldestReadingTsMs: 1000,
       newestReadingTsMs: 2000,
-      schemaVersion: 1,
+      schemaVersion: latestVersion(migrations),
     });
     expect(st.fileBytes + st.walBytes).toBeGreaterThan(0);
 
