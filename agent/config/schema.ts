@@ -147,9 +147,36 @@ export const configSchema = z
       })
       .optional()
       .describe('the local MQTT API (bridge topics, device state, requests)'),
+    metering: z
+      .strictObject({
+        leafIntervalMs: int(1000, 15 * MINUTE_MS).default(10_000).describe('one leaf (site-meter reading) this often'),
+        intervalMs: int(MINUTE_MS, DAY_MS)
+          .refine((ms) => DAY_MS % ms === 0, 'expected a length that divides a day (e.g. 60000, 300000, 900000)')
+          .default(15 * MINUTE_MS)
+          .describe('settlement interval, aligned to the unix epoch; one signed proof each'),
+        proofRetentionMs: int(DAY_MS, 20 * 366 * DAY_MS).default(2 * 365 * DAY_MS).describe('leaves and salts are kept this long, so any reading can be proven'),
+      })
+      .optional()
+      .describe('metering proofs (PROTOCOL.md §5): needs a site meter, a gateway key (flexgate keys init) and chain'),
+    chain: z
+      .strictObject({
+        rpcUrl: z.url({ protocol: /^(http|https|ws|wss)$/, error: 'expected an http://, https://, ws:// or wss:// URL' }),
+        chainId: int(1, Number.MAX_SAFE_INTEGER),
+        contracts: z.strictObject({
+          proofs: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected an address: 0x and 40 hex digits').describe('the proof registry'),
+        }),
+        confirmations: int(0, 1000).default(2).describe('blocks on top before a proof counts as anchored'),
+        pollIntervalMs: int(100, 10 * MINUTE_MS).default(2000),
+      })
+      .optional()
+      .describe('the EVM chain the proofs are anchored on'),
     devices: z.array(deviceSchema).min(1, 'expected at least one device'),
   })
   .superRefine((c, ctx) => {
+    if (c.metering && !c.chain) ctx.addIssue({ code: 'custom', path: ['metering'], message: 'metering needs a chain: section (its chain id is part of every signed proof)' });
+    if (c.metering && !c.devices.some((d) => d.class === 'meter' && (d.role ?? 'site') === 'site')) {
+      ctx.addIssue({ code: 'custom', path: ['metering'], message: 'metering needs a site meter (a device of class meter with role site)' });
+    }
     const seen = new Map<string, number>();
     c.devices.forEach((d, i) => {
       const first = seen.get(d.id);

@@ -1,0 +1,195 @@
+/**
+ * Metering proofs (PROTOCOL.md §5) on the agent's side: the site meter's readings become leaves
+ * (one every `leafIntervalMs`, each with a fresh secret salt, stored at once), and at each interval
+ * boundary the interval is closed: its tree's root and energy are computed, the MeterProof is signed
+ * with the gateway key, and the proof and its anchoring job are written in ONE transaction. Intervals
+ * missed while the agent was down are closed at the next start (count 0 and the null root when they
+ * hold no leaf), so an outage shows on the chain. Called from the control loop only.
+ */
+import { randomBytes } from 'node:crypto';
+import type BetterSqlite3 from 'better-sqlite3';
+import type { MeterReading } from '../drivers/classes.js';
+import type { Clock } from '../drivers/clock.js';
+import type { Log } from '../drivers/log.js';
+import type { SiteSnapshot } from './snapshot.js';
+
+export type Hex = `0x${string}`;
+
+/** One leaf: a site-meter reading with its salt (PROTOCOL.md §5 leafData fields). */
+export interface MeterLeaf {
+  gateway: Hex;
+  ts: number;
+  powerW: number;
+  importWh: number;
+  exportWh: number;
+  salt: Hex;
+}
+
+/** The MeterProof message of PROTOCOL.md §2. */
+export interface MeterProofMessage {
+  gateway: Hex;
+  intervalStart: number;
+  intervalEnd: number;
+  count: number;
+  root: Hex;
+  importWh: number;
+  exportWh: number;
+}
+
+export interface SignedMeterProof {
+  message: MeterProofMessage;
+  signature: Hex;
+}
+
+/** What metering needs from the ledger client: hashing, the root and the gateway's signature. */
+export interface ProofToolkit {
+  root(leaves: readonly MeterLeaf[]): Hex;
+  sign(message: MeterProofMessage): Hex;
+}
+
+/** Queues a closed interval for anchoring, inside the closing transaction. */
+export type EnqueueProof = (db: BetterSqlite3.Database, proof: SignedMeterProof) => void;
+
+export interface MeteringOptions {
+  db: BetterSqlite3.Database;
+  clock: Clock;
+  log: Log;
+  gateway: Hex;
+  siteMeterId: string;
+  leafIntervalMs: number;
+  intervalMs: number;
+  toolkit: ProofToolkit;
+  enqueue?: EnqueueProof;
+  onClosed?: (proof: SignedMeterProof) => void;
+}
+
+export const NULL_ROOT: Hex = `0x${'00'.repeat(32)}`;
+
+export function intervalStartOf(tsMs: number, intervalMs: number): number {
+  return Math.floor(tsMs / intervalMs) * intervalMs;
+}
+
+interface LeafRow {
+  ts_ms: number;
+  power_w: number;
+  import_wh: number;
+  export_wh: number;
+  salt: Buffer;
+}
+
+/**
+ * importWh/exportWh of an interval (PROTOCOL.md §5): the counter of the last reading before the end
+ * minus that of the last reading before the start (the interval's first reading when there is none
+ * before); 0 when the interval has no reading or the difference is negative (a counter reset).
+ */
+export function intervalEnergy(
+  leaves: readonly { importWh: number; exportWh: number }[],
+  before: { importWh: number; exportWh: number } | undefined,
+): { importWh: number; exportWh: number } {
+  const last = leaves.at(-1);
+  const base = before ?? leaves[0];
+  if (!last || !base) return { importWh: 0, exportWh: 0 };
+  return { importWh: Math.max(0, last.importWh - base.importWh), exportWh: Math.max(0, last.exportWh - base.exportWh) };
+}
+
+export class Metering {
+  private nextLeafAtMs = 0;
+  private readonly insertLeaf: BetterSqlite3.Statement;
+  private readonly leavesOf: BetterSqlite3.Statement<[number]>;
+  private readonly lastLeafBefore: BetterSqlite3.Statement<[number]>;
+  private readonly insertProof: BetterSqlite3.Statement;
+  private readonly lastClosed: BetterSqlite3.Statement<[]>;
+  private readonly firstLeaf: BetterSqlite3.Statement<[]>;
+  private openIntervalStartMs: number | undefined;
+
+  constructor(private readonly options: MeteringOptions) {
+    const { db } = options;
+    this.insertLeaf = db.prepare(
+      'INSERT OR IGNORE INTO meter_leaves (interval_start_ms, ts_ms, power_w, import_wh, export_wh, salt) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    this.leavesOf = db.prepare('SELECT ts_ms, power_w, import_wh, export_wh, salt FROM meter_leaves WHERE interval_start_ms = ? ORDER BY ts_ms');
+    this.lastLeafBefore = db.prepare('SELECT import_wh, export_wh FROM meter_leaves WHERE ts_ms < ? ORDER BY interval_start_ms DESC, ts_ms DESC LIMIT 1');
+    this.insertProof = db.prepare(
+      `INSERT INTO meter_proofs (interval_start_ms, interval_end_ms, gateway, leaf_count, root, import_wh, export_wh, signature, closed_at_ms)
+       VALUES (@intervalStart, @intervalEnd, @gateway, @count, @root, @importWh, @exportWh, @signature, @closedAtMs)`,
+    );
+    this.lastClosed = db.prepare('SELECT max(interval_start_ms) FROM meter_proofs').pluck();
+    this.firstLeaf = db.prepare('SELECT min(interval_start_ms) FROM meter_leaves').pluck();
+  }
+
+  /** The interval leaves are being added to now, or undefined before the first leaf. */
+  get currentIntervalStartMs(): number | undefined {
+    return this.openIntervalStartMs;
+  }
+
+  /** Closes every interval that ended while the agent was not running. */
+  start(): void {
+    this.closeDueIntervals(this.options.clock.now());
+  }
+
+  /** Called once per control cycle with its snapshot. */
+  onSnapshot(snapshot: SiteSnapshot): void {
+    const nowMs = this.options.clock.now();
+    this.closeDueIntervals(nowMs);
+    const meter = snapshot.devices.find((d) => d.id === this.options.siteMeterId);
+    if (!meter?.fresh || meter.availability.state !== 'online' || meter.readAtMs === undefined) return;
+    if (meter.readAtMs < this.nextLeafAtMs) return;
+    const reading = meter.reading as MeterReading;
+    if (reading.importWh === undefined || reading.exportWh === undefined) {
+      this.options.log.warn({ device: this.options.siteMeterId }, 'site meter reports no import/export counters: no metering leaf');
+      return;
+    }
+    const tsMs = meter.readAtMs;
+    const intervalStartMs = intervalStartOf(tsMs, this.options.intervalMs);
+    this.insertLeaf.run(intervalStartMs, tsMs, Math.round(reading.powerW), Math.round(reading.importWh), Math.round(reading.exportWh), randomBytes(32));
+    this.openIntervalStartMs = intervalStartMs;
+    // The next leaf on the grid of leafIntervalMs, never two in one slot.
+    this.nextLeafAtMs = (Math.floor(tsMs / this.options.leafIntervalMs) + 1) * this.options.leafIntervalMs;
+  }
+
+  /** Closes, in order, every interval that has ended and is not closed yet. */
+  closeDueIntervals(nowMs: number): SignedMeterProof[] {
+    const { intervalMs } = this.options;
+    const currentStartMs = intervalStartOf(nowMs, intervalMs);
+    const last = this.lastClosed.get() as number | null;
+    const first = last === null ? (this.firstLeaf.get() as number | null) : last + intervalMs;
+    if (first === null) return [];
+    const closed: SignedMeterProof[] = [];
+    for (let startMs = first; startMs < currentStartMs; startMs += intervalMs) closed.push(this.close(startMs));
+    return closed;
+  }
+
+  private close(intervalStartMs: number): SignedMeterProof {
+    const { db, toolkit, gateway, intervalMs } = this.options;
+    const proof = db
+      .transaction((): SignedMeterProof => {
+        const rows = this.leavesOf.all(intervalStartMs) as LeafRow[];
+        const leaves: MeterLeaf[] = rows.map((r) => ({
+          gateway,
+          ts: r.ts_ms,
+          powerW: r.power_w,
+          importWh: r.import_wh,
+          exportWh: r.export_wh,
+          salt: `0x${r.salt.toString('hex')}`,
+        }));
+        const before = this.lastLeafBefore.get(intervalStartMs) as { import_wh: number; export_wh: number } | undefined;
+        const energy = intervalEnergy(leaves, before && { importWh: before.import_wh, exportWh: before.export_wh });
+        const message: MeterProofMessage = {
+          gateway,
+          intervalStart: intervalStartMs,
+          intervalEnd: intervalStartMs + intervalMs,
+          count: leaves.length,
+          root: leaves.length === 0 ? NULL_ROOT : toolkit.root(leaves),
+          ...energy,
+        };
+        const signed: SignedMeterProof = { message, signature: toolkit.sign(message) };
+        this.insertProof.run({ ...message, signature: signed.signature, closedAtMs: this.options.clock.now() });
+        this.options.enqueue?.(db, signed);
+        return signed;
+      })
+      .immediate();
+    this.options.log.info({ intervalStart: intervalStartMs, count: proof.message.count, root: proof.message.root }, 'interval closed and signed');
+    this.options.onClosed?.(proof);
+    return proof;
+  }
+}
