@@ -147,6 +147,22 @@ export const configSchema = z
       })
       .optional()
       .describe('the local MQTT API (bridge topics, device state, requests)'),
+    uplink: z
+      .strictObject({
+        url: z.url({ protocol: /^(mqtt|mqtts|ws|wss)$/, error: 'expected an mqtt://, mqtts://, ws:// or wss:// URL' }).describe("the aggregator's broker"),
+        username: z.string().optional(),
+        password: z.string().optional(),
+        tls: z
+          .strictObject({
+            caFile: z.string().optional().describe('PEM file of the CA that signed the broker certificate'),
+            certFile: z.string().optional().describe('client certificate (PEM), if the broker asks for one'),
+            keyFile: z.string().optional().describe('client key (PEM)'),
+            rejectUnauthorized: z.boolean().default(true),
+          })
+          .optional(),
+      })
+      .optional()
+      .describe("the aggregator's MQTT broker (PROTOCOL.md §6): status, proofs"),
     metering: z
       .strictObject({
         leafIntervalMs: int(1000, 15 * MINUTE_MS).default(10_000).describe('one leaf (site-meter reading) this often'),
