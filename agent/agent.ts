@@ -18,7 +18,13 @@ import { DeviceHandle, type AvailabilityChange } from './device-handle.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
 import { EventBus } from './events.js';
 import { LocalApi, deviceStatePayload } from './local-api.js';
+import { ChainClient } from '../ledger-client/chain.js';
+import { Outbox } from '../ledger-client/outbox.js';
+import { loadGatewayKey, type GatewayKey } from './keys.js';
+import { Metering } from './metering.js';
 import { readingValues, type SiteSnapshot } from './snapshot.js';
+import { queueProof, SqliteOutboxStore } from './store/outbox-store.js';
+import { Uplink } from './uplink.js';
 import { openStore, RetentionRunner, type ReadingWriter, type Store } from './store/index.js';
 import { VERSION } from './version.js';
 
@@ -26,6 +32,8 @@ export interface AgentEvents {
   snapshot: SiteSnapshot;
   availability: AvailabilityChange;
   batchStored: { batchId: number; rows: number };
+  proofSigned: { intervalStart: number; count: number; root: string };
+  proofAnchored: { intervalStart: number; txHash: string; blockNumber: number };
 }
 
 export interface AgentOptions {
@@ -63,6 +71,10 @@ export class Agent {
   private broker: EmbeddedBroker | undefined;
   private readonly startedAtMs: number;
   private stopping: Promise<void> | undefined;
+  private key: GatewayKey | undefined;
+  private uplink: Uplink | undefined;
+  private metering: Metering | undefined;
+  private outbox: Outbox | undefined;
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -122,6 +134,16 @@ export class Agent {
     this.retention = new RetentionRunner(this.store, { clock, log: this.log.child({ module: 'retention' }) });
     this.retention.start();
 
+    if (config.metering || config.uplink) {
+      // The gateway's identity signs proofs and names its uplink topics: without it, do not start.
+      this.key = loadGatewayKey(config.gateway.dataDir);
+    }
+    if (config.uplink && this.key) {
+      this.uplink = new Uplink({ ...config.uplink, gateway: this.key.address, version: VERSION, log: this.log.child({ module: 'uplink' }), now: () => clock.now() });
+      this.uplink.start();
+    }
+    this.startMetering();
+
     for (const device of config.devices) {
       const key = busKey(device.connection);
       if (!this.buses.has(key)) {
@@ -152,6 +174,11 @@ export class Agent {
         this.events.emit('availability', change);
       },
       onSnapshot: (snapshot) => {
+        try {
+          this.metering?.onSnapshot(snapshot);
+        } catch (err) {
+          this.log.error({ err }, 'metering failed in this cycle');
+        }
         this.localApi?.publishSnapshot(snapshot);
         this.events.emit('snapshot', snapshot);
       },
@@ -169,6 +196,8 @@ export class Agent {
 
   private async doStop(): Promise<void> {
     await this.loop?.stop();
+    await this.outbox?.stop();
+    await this.uplink?.stop().catch((err: unknown) => this.log.warn({ err }, 'uplink did not stop cleanly'));
     this.retention?.stop();
     try {
       this.writer?.stop();
@@ -180,6 +209,52 @@ export class Agent {
     await this.broker?.close();
     this.store?.close();
     this.log.info({}, 'agent stopped');
+  }
+
+  /** Metering proofs: leaves from the site meter, signed intervals, anchored through the outbox. */
+  private startMetering(): void {
+    const { config, clock, key, store } = this;
+    if (!config.metering || !config.chain || !key || !store) return;
+    const siteMeter = config.devices.find((d) => d.class === 'meter' && (d.role ?? 'site') === 'site');
+    if (!siteMeter) return;
+    const chain = config.chain;
+    const outboxStore = new SqliteOutboxStore(store.database);
+    this.outbox = new Outbox({
+      chain: new ChainClient({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, contracts: { proofs: chain.contracts.proofs as `0x${string}` }, confirmations: chain.confirmations }, key.privateKey, {
+        log: this.log.child({ module: 'chain' }),
+      }),
+      store: outboxStore,
+      clock,
+      log: this.log.child({ module: 'outbox' }),
+      pollIntervalMs: chain.pollIntervalMs,
+      onMined: (item, anchor) => {
+        const proof = { proof: { type: 'MeterProof', message: item.proof, signature: item.signature }, anchor };
+        this.uplink?.publish('proof', proof);
+        this.localApi?.publishEvent('proof_anchored', { intervalStart: item.proof.intervalStart, ...anchor });
+        this.events.emit('proofAnchored', { intervalStart: item.proof.intervalStart, ...anchor });
+      },
+      onRejected: (intervalStart, reason) => this.log.error({ intervalStart, reason }, 'the proof registry will not accept this proof'),
+    });
+    this.metering = new Metering({
+      db: store.database,
+      clock,
+      log: this.log.child({ module: 'metering' }),
+      gateway: key.address,
+      siteMeterId: siteMeter.id,
+      leafIntervalMs: config.metering.leafIntervalMs,
+      intervalMs: config.metering.intervalMs,
+      privateKey: key.privateKey,
+      chainId: chain.chainId,
+      // In the transaction that closes the interval: the proof and its anchoring job are one write.
+      enqueue: (db, proof) => queueProof(db, proof.message.intervalStart, clock.now()),
+      onClosed: (proof) => {
+        const summary = { intervalStart: proof.message.intervalStart, count: proof.message.count, root: proof.message.root };
+        this.localApi?.publishEvent('proof_signed', summary);
+        this.events.emit('proofSigned', summary);
+      },
+    });
+    this.metering.start();
+    this.outbox.start();
   }
 
   private createHandle(device: DeviceConfig): DeviceHandle {

@@ -24,6 +24,11 @@ Usage:
   flexgate scan --serial PATH [--baud 9600] [--parity none] [--units 1-10]
                                           find SunSpec devices; prints config to paste
   flexgate status [--config FILE]         last readings and device availability from the store
+  flexgate proof export --at TIME [--config FILE]
+                                          one reading with its inclusion proof, signed interval proof
+                                          and anchor (PROTOCOL.md §5), as JSON on stdout
+  flexgate proof verify FILE [--config FILE | --rpc-url URL --chain-id N --registry ADDR]
+                                          checks an export against the chain; exit 1 if anything fails
   flexgate keys init [--config FILE | --data-dir DIR]
                                           make this gateway's key (once; never replaces one)
   flexgate keys show [--config FILE | --data-dir DIR]
@@ -128,6 +133,36 @@ export async function main(argv: string[]): Promise<number> {
       const { runStatus } = await import('./status.js');
       return runStatus(config);
     }
+    case 'proof': {
+      const [sub, ...args] = rest;
+      if (sub === 'export') {
+        const { values } = parse(args, { config: { type: 'string', short: 'c' }, at: { type: 'string' } });
+        if (!values.at) throw new UsageError('flexgate proof export: --at TIME is required (ISO time or unix ms)');
+        const config = loadConfigFile(requireConfig(values.config));
+        const { runProofExport } = await import('./proof-cli.js');
+        return runProofExport(config, values.at);
+      }
+      if (sub === 'verify') {
+        const { values, positionals } = parse(args, { config: { type: 'string', short: 'c' }, 'rpc-url': { type: 'string' }, 'chain-id': { type: 'string' }, registry: { type: 'string' } }, 1);
+        if (!positionals[0]) throw new UsageError('flexgate proof verify: the export FILE is required');
+        const explicit = values['rpc-url'] !== undefined || values['chain-id'] !== undefined || values.registry !== undefined;
+        let chain: { rpcUrl: string; chainId: number; proofRegistry: string };
+        if (explicit) {
+          if (!values['rpc-url'] || !values['chain-id'] || !values.registry) throw new UsageError('give all of --rpc-url, --chain-id and --registry (or --config)');
+          const chainId = Number(values['chain-id']);
+          if (!Number.isSafeInteger(chainId) || chainId < 1) throw new UsageError(`--chain-id: expected a positive integer, found "${values['chain-id']}"`);
+          if (!/^0x[0-9a-fA-F]{40}$/.test(values.registry)) throw new UsageError(`--registry: expected an address (0x and 40 hex digits), found "${values.registry}"`);
+          chain = { rpcUrl: values['rpc-url'], chainId, proofRegistry: values.registry };
+        } else {
+          const config = loadConfigFile(requireConfig(values.config));
+          if (!config.chain) throw new UsageError('the configuration has no chain: section; give --rpc-url, --chain-id and --registry');
+          chain = { rpcUrl: config.chain.rpcUrl, chainId: config.chain.chainId, proofRegistry: config.chain.contracts.proofs };
+        }
+        const { runProofVerify } = await import('./proof-cli.js');
+        return runProofVerify(positionals[0], chain);
+      }
+      throw new UsageError(`flexgate proof: expected "export" or "verify", found ${sub === undefined ? 'nothing' : `"${sub}"`}`);
+    }
     case 'keys': {
       const [sub, ...args] = rest;
       if (sub !== 'init' && sub !== 'show') throw new UsageError(`flexgate keys: expected "init" or "show", found ${sub === undefined ? 'nothing' : `"${sub}"`}`);
@@ -156,7 +191,7 @@ async function run(): Promise<void> {
     if (e instanceof ConfigError) {
       process.stderr.write(`flexgate: invalid configuration\n${e.message}\n`);
       process.exitCode = 2;
-    } else if (e instanceof Error && e.name === 'KeyError') {
+    } else if (e instanceof Error && (e.name === 'KeyError' || e.name === 'ProofExportError')) {
       process.stderr.write(`flexgate: ${e.message}\n`);
       process.exitCode = 1;
     } else if (e instanceof UsageError) {

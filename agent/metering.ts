@@ -11,40 +11,13 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { MeterReading } from '../drivers/classes.js';
 import type { Clock } from '../drivers/clock.js';
 import type { Log } from '../drivers/log.js';
+import { sign, type Hex, type MeterProof } from '../ledger-client/eip712.js';
+import { intervalEnergy, merkleRoot, NULL_ROOT, readingLeafHash, type MeterReading as MeterLeaf } from '../ledger-client/merkle.js';
 import type { SiteSnapshot } from './snapshot.js';
 
-export type Hex = `0x${string}`;
-
-/** One leaf: a site-meter reading with its salt (PROTOCOL.md §5 leafData fields). */
-export interface MeterLeaf {
-  gateway: Hex;
-  ts: number;
-  powerW: number;
-  importWh: number;
-  exportWh: number;
-  salt: Hex;
-}
-
-/** The MeterProof message of PROTOCOL.md §2. */
-export interface MeterProofMessage {
-  gateway: Hex;
-  intervalStart: number;
-  intervalEnd: number;
-  count: number;
-  root: Hex;
-  importWh: number;
-  exportWh: number;
-}
-
 export interface SignedMeterProof {
-  message: MeterProofMessage;
+  message: MeterProof;
   signature: Hex;
-}
-
-/** What metering needs from the ledger client: hashing, the root and the gateway's signature. */
-export interface ProofToolkit {
-  root(leaves: readonly MeterLeaf[]): Hex;
-  sign(message: MeterProofMessage): Hex;
 }
 
 /** Queues a closed interval for anchoring, inside the closing transaction. */
@@ -58,12 +31,12 @@ export interface MeteringOptions {
   siteMeterId: string;
   leafIntervalMs: number;
   intervalMs: number;
-  toolkit: ProofToolkit;
+  /** The gateway's private key: proofs are signed with it. */
+  privateKey: Hex;
+  chainId: number;
   enqueue?: EnqueueProof;
   onClosed?: (proof: SignedMeterProof) => void;
 }
-
-export const NULL_ROOT: Hex = `0x${'00'.repeat(32)}`;
 
 export function intervalStartOf(tsMs: number, intervalMs: number): number {
   return Math.floor(tsMs / intervalMs) * intervalMs;
@@ -75,21 +48,6 @@ interface LeafRow {
   import_wh: number;
   export_wh: number;
   salt: Buffer;
-}
-
-/**
- * importWh/exportWh of an interval (PROTOCOL.md §5): the counter of the last reading before the end
- * minus that of the last reading before the start (the interval's first reading when there is none
- * before); 0 when the interval has no reading or the difference is negative (a counter reset).
- */
-export function intervalEnergy(
-  leaves: readonly { importWh: number; exportWh: number }[],
-  before: { importWh: number; exportWh: number } | undefined,
-): { importWh: number; exportWh: number } {
-  const last = leaves.at(-1);
-  const base = before ?? leaves[0];
-  if (!last || !base) return { importWh: 0, exportWh: 0 };
-  return { importWh: Math.max(0, last.importWh - base.importWh), exportWh: Math.max(0, last.exportWh - base.exportWh) };
 }
 
 export class Metering {
@@ -108,7 +66,7 @@ export class Metering {
       'INSERT OR IGNORE INTO meter_leaves (interval_start_ms, ts_ms, power_w, import_wh, export_wh, salt) VALUES (?, ?, ?, ?, ?, ?)',
     );
     this.leavesOf = db.prepare('SELECT ts_ms, power_w, import_wh, export_wh, salt FROM meter_leaves WHERE interval_start_ms = ? ORDER BY ts_ms');
-    this.lastLeafBefore = db.prepare('SELECT import_wh, export_wh FROM meter_leaves WHERE ts_ms < ? ORDER BY interval_start_ms DESC, ts_ms DESC LIMIT 1');
+    this.lastLeafBefore = db.prepare('SELECT ts_ms, import_wh, export_wh FROM meter_leaves WHERE ts_ms < ? ORDER BY interval_start_ms DESC, ts_ms DESC LIMIT 1');
     this.insertProof = db.prepare(
       `INSERT INTO meter_proofs (interval_start_ms, interval_end_ms, gateway, leaf_count, root, import_wh, export_wh, signature, closed_at_ms)
        VALUES (@intervalStart, @intervalEnd, @gateway, @count, @root, @importWh, @exportWh, @signature, @closedAtMs)`,
@@ -160,7 +118,7 @@ export class Metering {
   }
 
   private close(intervalStartMs: number): SignedMeterProof {
-    const { db, toolkit, gateway, intervalMs } = this.options;
+    const { db, gateway, intervalMs } = this.options;
     const proof = db
       .transaction((): SignedMeterProof => {
         const rows = this.leavesOf.all(intervalStartMs) as LeafRow[];
@@ -172,17 +130,17 @@ export class Metering {
           exportWh: r.export_wh,
           salt: `0x${r.salt.toString('hex')}`,
         }));
-        const before = this.lastLeafBefore.get(intervalStartMs) as { import_wh: number; export_wh: number } | undefined;
-        const energy = intervalEnergy(leaves, before && { importWh: before.import_wh, exportWh: before.export_wh });
-        const message: MeterProofMessage = {
+        const before = this.lastLeafBefore.get(intervalStartMs) as { ts_ms: number; import_wh: number; export_wh: number } | undefined;
+        const interval = { intervalStart: intervalStartMs, intervalEnd: intervalStartMs + intervalMs };
+        const counters = before ? [{ ts: before.ts_ms, importWh: before.import_wh, exportWh: before.export_wh }, ...leaves] : leaves;
+        const message: MeterProof = {
           gateway,
-          intervalStart: intervalStartMs,
-          intervalEnd: intervalStartMs + intervalMs,
+          ...interval,
           count: leaves.length,
-          root: leaves.length === 0 ? NULL_ROOT : toolkit.root(leaves),
-          ...energy,
+          root: leaves.length === 0 ? NULL_ROOT : merkleRoot(leaves.map((leaf) => readingLeafHash(leaf))),
+          ...intervalEnergy(counters, interval),
         };
-        const signed: SignedMeterProof = { message, signature: toolkit.sign(message) };
+        const signed: SignedMeterProof = { message, signature: sign(this.options.privateKey, 'MeterProof', message, this.options.chainId) };
         this.insertProof.run({ ...message, signature: signed.signature, closedAtMs: this.options.clock.now() });
         this.options.enqueue?.(db, signed);
         return signed;

@@ -166,7 +166,7 @@ export const configSchema = z
     metering: z
       .strictObject({
         leafIntervalMs: int(1000, 15 * MINUTE_MS).default(10_000).describe('one leaf (site-meter reading) this often'),
-        intervalMs: int(MINUTE_MS, DAY_MS)
+        intervalMs: int(5000, DAY_MS)
           .refine((ms) => DAY_MS % ms === 0, 'expected a length that divides a day (e.g. 60000, 300000, 900000)')
           .default(15 * MINUTE_MS)
           .describe('settlement interval, aligned to the unix epoch; one signed proof each'),
@@ -181,7 +181,7 @@ export const configSchema = z
         contracts: z.strictObject({
           proofs: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected an address: 0x and 40 hex digits').describe('the proof registry'),
         }),
-        confirmations: int(0, 1000).default(2).describe('blocks on top before a proof counts as anchored'),
+        confirmations: int(1, 1000).default(2).describe('blocks (counting the one holding it) before a proof counts as anchored'),
         pollIntervalMs: int(100, 10 * MINUTE_MS).default(2000),
       })
       .optional()

@@ -117,6 +117,54 @@ export const migrations: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 3,
+    name: 'outbox: anchoring transactions and queued proofs',
+    up: `
+      -- one row per signed anchoring transaction, stored (raw bytes, nonce, hash) BEFORE it is
+      -- broadcast: the outbox's own nonce source; after a restart the same raw bytes are resent.
+      -- state: pending (stored, (re)broadcast until mined) → mined → confirmed, or dropped (it
+      -- can never be mined: its nonce was used by another transaction, or it reverted)
+      CREATE TABLE outbox_txs (
+        id                INTEGER PRIMARY KEY,
+        nonce             INTEGER NOT NULL CHECK (nonce >= 0),
+        hash              TEXT NOT NULL UNIQUE,
+        raw               BLOB NOT NULL,
+        state             TEXT NOT NULL CHECK (state IN ('pending', 'mined', 'confirmed', 'dropped')),
+        item_count        INTEGER NOT NULL,
+        block_number      INTEGER,
+        block_hash        TEXT,
+        created_at_ms     INTEGER NOT NULL,
+        broadcast_count   INTEGER NOT NULL DEFAULT 0,
+        last_broadcast_ms INTEGER,
+        updated_at_ms     INTEGER NOT NULL,
+        reason            TEXT,
+        CHECK ((state IN ('mined', 'confirmed')) = (block_number IS NOT NULL AND block_hash IS NOT NULL))
+      ) STRICT;
+      -- a nonce carries at most one live transaction
+      CREATE UNIQUE INDEX outbox_txs_live_nonce ON outbox_txs (nonce) WHERE state <> 'dropped';
+      CREATE INDEX outbox_txs_open ON outbox_txs (state, nonce) WHERE state IN ('pending', 'mined');
+
+      -- one row per signed MeterProof to anchor, queued in the transaction that closes the interval.
+      -- state: signed → broadcast (bound to a pending tx) → mined → confirmed, or rejected (the
+      -- registry will never accept it; kept with the reason). anchor_*: where it is anchored.
+      CREATE TABLE outbox_items (
+        interval_start_ms   INTEGER PRIMARY KEY REFERENCES meter_proofs (interval_start_ms),
+        state               TEXT NOT NULL CHECK (state IN ('signed', 'broadcast', 'mined', 'confirmed', 'rejected')),
+        tx_id               INTEGER REFERENCES outbox_txs (id),
+        anchor_tx_hash      TEXT,
+        anchor_block_number INTEGER,
+        anchor_block_hash   TEXT,
+        notified            INTEGER NOT NULL DEFAULT 0 CHECK (notified IN (0, 1)),
+        queued_at_ms        INTEGER NOT NULL,
+        updated_at_ms       INTEGER NOT NULL,
+        reason              TEXT,
+        CHECK ((state IN ('broadcast', 'mined', 'confirmed')) = (tx_id IS NOT NULL) OR anchor_tx_hash IS NOT NULL)
+      ) STRICT;
+      CREATE INDEX outbox_items_state ON outbox_items (state, interval_start_ms);
+      CREATE INDEX outbox_items_tx ON outbox_items (tx_id) WHERE tx_id IS NOT NULL;
+    `,
+  },
 ];
 
 export function latestVersion(list: readonly Migration[]): number {

@@ -38,6 +38,8 @@ describe('openStore', () => {
       'devices',
       'meter_leaves',
       'meter_proofs',
+      'outbox_items',
+      'outbox_txs',
       'reading_aggregates',
       'reading_batches',
       'readings',

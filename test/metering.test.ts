@@ -1,0 +1,128 @@
+/**
+ * Metering proofs end to end: the agent reads the simulated site meter over Modbus, closes short
+ * intervals, signs them with its key and anchors them on a real anvil node. What was anchored is
+ * read back from the node's own ProofAnchored events; an exported reading verifies against the
+ * chain, and a tampered one does not.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createPublicClient, http, parseAbiItem } from 'viem';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent } from '../agent/agent.js';
+import { initGatewayKey, type GatewayKey } from '../agent/keys.js';
+import { exportProof, verifyProofExport, type Anchor } from '../agent/proofs.js';
+import { openStore } from '../agent/store/index.js';
+import { systemClock } from '../drivers/clock.js';
+import { silentLog } from '../drivers/log.js';
+import { startAnvil, type Anvil } from '../ledger-client/anvil.js';
+import { deployContracts, fund, type Deployment } from '../ledger-client/deploy.js';
+import type { Hex } from '../ledger-client/eip712.js';
+import type { SimulatedHome } from '../simulators/home.js';
+import { homeConfig, startFrozenHome, tempDir, waitFor } from './helpers.js';
+
+const INTERVAL_MS = 5000;
+let anvil: Anvil;
+let contracts: Deployment;
+let home: SimulatedHome;
+const dir = tempDir();
+
+beforeAll(async () => {
+  anvil = await startAnvil();
+  contracts = await deployContracts(anvil.rpcUrl, anvil.privateKeys[0]!);
+  home = await startFrozenHome();
+});
+afterAll(async () => {
+  await home?.stop();
+  await anvil?.stop();
+  dir.remove();
+});
+
+async function anchoredEvents(gateway: string) {
+  const client = createPublicClient({ transport: http(anvil.rpcUrl) });
+  return client.getLogs({
+    address: contracts.proofs,
+    event: parseAbiItem('event ProofAnchored(address indexed gateway, uint64 indexed intervalStart, uint64 intervalEnd, uint32 count, bytes32 root, uint64 importWh, uint64 exportWh)'),
+    args: { gateway: gateway as Hex },
+    fromBlock: 0n,
+  });
+}
+
+describe('metering proofs on the chain', () => {
+  it('anchors every interval exactly once with the root of its stored readings, and a reading verifies', async () => {
+    const dataDir = join(dir.path, 'data');
+    mkdirSync(dataDir, { recursive: true });
+    const key: GatewayKey = initGatewayKey(dataDir);
+    await fund(anvil.rpcUrl, anvil.privateKeys[0]!, key.address);
+    const config = homeConfig(home, dataDir, {
+      device: { pollIntervalMs: 250 },
+      config: {
+        metering: { leafIntervalMs: 1000, intervalMs: INTERVAL_MS },
+        chain: { rpcUrl: anvil.rpcUrl, chainId: anvil.chainId, contracts: { proofs: contracts.proofs }, confirmations: 1, pollIntervalMs: 200 },
+      },
+    });
+    const agent = new Agent({ config, log: silentLog });
+    const anchored: Array<{ intervalStart: number; txHash: string; blockNumber: number }> = [];
+    agent.events.on('proofAnchored', (a) => void anchored.push(a));
+    await agent.start();
+    try {
+      // Let the meter move so the intervals differ.
+      const ticker = setInterval(() => home.clock.advance(1000), 250);
+      try {
+        await waitFor('three anchored intervals', () => anchored.length >= 3, 30_000);
+      } finally {
+        clearInterval(ticker);
+      }
+    } finally {
+      await agent.stop();
+    }
+
+    const store = openStore({ path: agent.storePath, clock: systemClock, log: silentLog, readOnly: true });
+    try {
+      const proofs = store.database.prepare('SELECT interval_start_ms, leaf_count, root, import_wh, export_wh FROM meter_proofs ORDER BY interval_start_ms').all() as Array<{ interval_start_ms: number; leaf_count: number; root: string; import_wh: number; export_wh: number }>;
+      const events = await anchoredEvents(key.address);
+      const onChain = new Map<number, (typeof events)[number]['args']>();
+      for (const e of events) {
+        const start = Number(e.args.intervalStart);
+        expect(onChain.has(start), `interval ${start} anchored twice`).toBe(false);
+        onChain.set(start, e.args);
+      }
+      expect(onChain.size).toBeGreaterThanOrEqual(3);
+      // Intervals are consecutive from the first, and each anchored one carries the stored root.
+      for (let i = 1; i < proofs.length; i++) expect(proofs[i]!.interval_start_ms - proofs[i - 1]!.interval_start_ms).toBe(INTERVAL_MS);
+      for (const p of proofs) {
+        const e = onChain.get(p.interval_start_ms);
+        if (!e) continue; // closed just before the stop, not anchored yet
+        expect(e.root).toBe(p.root);
+        expect(e.count).toBe(p.leaf_count);
+        expect(Number(e.importWh)).toBe(p.import_wh);
+      }
+      expect(proofs.filter((p) => p.leaf_count > 0).length).toBeGreaterThanOrEqual(2);
+
+      // An auditor's export of a reading in an anchored interval verifies against the chain.
+      const interval = proofs.find((p) => p.leaf_count > 1 && onChain.has(p.interval_start_ms))!;
+      const anchorOf = (start: number): Anchor | null => {
+        const a = anchored.find((x) => x.intervalStart === start);
+        return a ? { txHash: a.txHash as Hex, blockNumber: a.blockNumber } : null;
+      };
+      const leafTs = store.database.prepare('SELECT ts_ms FROM meter_leaves WHERE interval_start_ms = ? ORDER BY ts_ms LIMIT 1 OFFSET 1').pluck().get(interval.interval_start_ms) as number;
+      const exported = exportProof(store.database, leafTs + 1, anchorOf);
+      expect(exported.index).toBe(1);
+      expect(exported.reading.ts).toBe(leafTs);
+      expect(exported.size).toBe(interval.leaf_count);
+      const target = { rpcUrl: anvil.rpcUrl, chainId: anvil.chainId, proofRegistry: contracts.proofs };
+      const checks = await verifyProofExport(JSON.parse(JSON.stringify(exported)), target);
+      expect(checks.filter((c) => !c.ok)).toEqual([]);
+      expect(checks.map((c) => c.what)).toEqual(['gateway signature', 'reading belongs to the proof', 'inclusion', 'root on chain', 'anchor transaction']);
+
+      const tampered = JSON.parse(JSON.stringify(exported));
+      tampered.reading.powerW += 1;
+      const bad = await verifyProofExport(tampered, target);
+      expect(bad.find((c) => c.what === 'inclusion')!.ok).toBe(false);
+      const forged = JSON.parse(JSON.stringify(exported));
+      forged.proof.message.importWh += 1;
+      expect((await verifyProofExport(forged, target))[0]).toMatchObject({ what: 'gateway signature', ok: false });
+    } finally {
+      store.close();
+    }
+  }, 60_000);
+});
