@@ -4,10 +4,13 @@
  * installed) — with an embedded MQTT broker and the agent, live in the terminal. It writes the demo
  * manifest of PROTOCOL.md §9 once everything is up. Ctrl-C stops everything.
  */
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SimulatedHome } from '../simulators/home.js';
 import { socatAvailable } from '../simulators/modbus/pty.js';
+import { startAnvil, type Anvil } from '../ledger-client/anvil.js';
+import { deployContracts, fund, type Deployment } from '../ledger-client/deploy.js';
+import { initGatewayKey, keyPath, loadGatewayKey, type GatewayKey } from './keys.js';
 import { Agent } from './agent.js';
 import { configSchema, type Config, type ConfigInput } from './config/schema.js';
 import { renderLine, renderScreen } from './live-view.js';
@@ -26,9 +29,22 @@ export interface DemoOptions {
 export const DEMO_GATEWAY_NAME = 'demo-home';
 const RTU_BAUD_RATE = 9600;
 
+/** Demo intervals are short, so a proof reaches the chain within a minute of starting. */
+export const DEMO_INTERVAL_MS = 30_000;
+export const DEMO_LEAF_INTERVAL_MS = 2000;
+
+export interface DemoChain {
+  rpcUrl: string;
+  chainId: number;
+  contracts: Deployment;
+}
+
 export interface DemoManifest {
   localBrokerUrl: string;
-  gateway: { name: string };
+  rpcUrl?: string;
+  chainId?: number;
+  contracts?: { proofs: string; registry: string };
+  gateway: { name: string; address?: string };
   devices: Array<
     | { id: string; class: string; modbus: { host: string; port: number; unitId: number } }
     | { id: string; class: string; rtu: { path: string; baudRate: number; unitId: number } }
@@ -42,9 +58,15 @@ export function writeManifest(path: string, manifest: DemoManifest): void {
   renameSync(tmp, path);
 }
 
-export function demoConfig(home: SimulatedHome, dataDir: string): Config {
+export function demoConfig(home: SimulatedHome, dataDir: string, chain?: DemoChain): Config {
   const input: ConfigInput = {
     gateway: { name: DEMO_GATEWAY_NAME, dataDir },
+    ...(chain
+      ? {
+          metering: { leafIntervalMs: DEMO_LEAF_INTERVAL_MS, intervalMs: DEMO_INTERVAL_MS },
+          chain: { rpcUrl: chain.rpcUrl, chainId: chain.chainId, contracts: { proofs: chain.contracts.proofs }, confirmations: 1, pollIntervalMs: 1000 },
+        }
+      : {}),
     store: { flushIntervalMs: 5000 },
     localApi: { mqtt: { embedded: { host: '127.0.0.1', port: 0 } } },
     devices: home.devices.map((d) => ({
@@ -74,8 +96,23 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const dataDir = resolve(options.dataDir ?? join('.flexgate', 'demo'));
   mkdirSync(dataDir, { recursive: true });
   const log = createLogger({ level: 'info', file: join(dataDir, 'flexgate.log') });
+  // The demo's chain is new on every run: so is its store (a store's proofs belong to one chain).
+  for (const f of ['flexgate.db', 'flexgate.db-wal', 'flexgate.db-shm']) rmSync(join(dataDir, f), { force: true });
+  const key: GatewayKey = existsSync(keyPath(dataDir)) ? loadGatewayKey(dataDir) : initGatewayKey(dataDir);
+  let anvil: Anvil | undefined;
+  let chain: DemoChain | undefined;
+  try {
+    anvil = await startAnvil();
+    const contracts = await deployContracts(anvil.rpcUrl, anvil.privateKeys[0]!);
+    await fund(anvil.rpcUrl, anvil.privateKeys[0]!, key.address, '10');
+    chain = { rpcUrl: anvil.rpcUrl, chainId: anvil.chainId, contracts };
+  } catch (err) {
+    await anvil?.stop();
+    anvil = undefined;
+    out.write(`note: no local chain (${err instanceof Error ? err.message.split('\n')[0] : String(err)}): running without metering proofs.\n`);
+  }
   const home = await SimulatedHome.start({ speed: options.speed, seed: Date.now() % 1000, variants: { battery: 'der' }, ...(useRtu ? { meterOnRtu: { baudRate: RTU_BAUD_RATE } } : {}) });
-  const config = demoConfig(home, dataDir);
+  const config = demoConfig(home, dataDir, chain);
   const agent = new Agent({ config, log });
   const controller = new AbortController();
   const stop = (why: string) => {
@@ -90,13 +127,27 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const manifestPath = join(dataDir, 'demo.json');
     writeManifest(manifestPath, {
       localBrokerUrl: agent.localBrokerUrl!,
-      gateway: { name: DEMO_GATEWAY_NAME },
+      ...(chain ? { rpcUrl: chain.rpcUrl, chainId: chain.chainId, contracts: { proofs: chain.contracts.proofs, registry: chain.contracts.registry } } : {}),
+      gateway: { name: DEMO_GATEWAY_NAME, address: key.address },
       devices: home.devices.map((d) => (d.modbus ? { id: d.id, class: d.class, modbus: d.modbus } : { id: d.id, class: d.class, rtu: d.rtu! })),
     });
     out.write(`manifest: ${manifestPath}\n`);
     out.write(`local MQTT API: ${agent.localBrokerUrl} (topics ${agent.localTopicPrefix}/#), store: ${agent.storePath}, log: ${join(dataDir, 'flexgate.log')}\n`);
+    if (chain) {
+      out.write(`chain: anvil at ${chain.rpcUrl} (chain id ${chain.chainId}), proof registry ${chain.contracts.proofs}; gateway ${key.address}\n`);
+      out.write(`metering: a reading every ${DEMO_LEAF_INTERVAL_MS / 1000} s, one signed proof every ${DEMO_INTERVAL_MS / 1000} s, anchored on the chain\n`);
+    }
     out.write('Ctrl-C stops the demo.\n');
     const tty = out.isTTY === true;
+    let lastProof = 'no interval closed yet';
+    agent.events.on('proofSigned', (p) => {
+      lastProof = `interval ${new Date(p.intervalStart).toISOString().slice(11, 19)} signed (${p.count} readings, root ${p.root.slice(0, 10)}…)`;
+      if (!tty) out.write(`proof: ${lastProof}\n`);
+    });
+    agent.events.on('proofAnchored', (p) => {
+      lastProof = `interval ${new Date(p.intervalStart).toISOString().slice(11, 19)} anchored in block ${p.blockNumber} (tx ${p.txHash.slice(0, 10)}…)`;
+      if (!tty) out.write(`proof: ${lastProof}\n`);
+    });
     const header = [
       `flexgate demo — simulated home, ${options.speed}× speed   (Ctrl-C to stop)`,
       `local MQTT API ${agent.localBrokerUrl}   manifest ${manifestPath}`,
@@ -104,7 +155,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     agent.events.on('snapshot', (snapshot) => {
       if (tty) {
         const simulated = new Date(home.clock.now()).toISOString().slice(11, 16);
-        out.write(`\x1b[H\x1b[2J${renderScreen(snapshot, header, [`simulated time of day ${simulated} UTC`])}\n`);
+        out.write(`\x1b[H\x1b[2J${renderScreen(snapshot, header, [`simulated time of day ${simulated} UTC`, ...(chain ? [`proofs: ${lastProof}`] : [])])}\n`);
       } else {
         out.write(`${renderLine(snapshot)}\n`);
       }
@@ -116,6 +167,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       process.stderr.write(`flexgate demo: ${err instanceof Error ? err.message : String(err)}\n`);
       await agent.stop();
       await home.stop();
+      await anvil?.stop();
       return 1;
     }
   } finally {
@@ -125,6 +177,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   out.write('\nstopping the demo...\n');
   await agent.stop();
   await home.stop();
+  await anvil?.stop();
   // The manifest describes a running demo: it goes with it.
   rmSync(join(dataDir, 'demo.json'), { force: true });
   log.flush();

@@ -1,7 +1,8 @@
 /**
  * `flexgate demo` (what `npm start` runs), as a user sees it: it says it is simulated, shows live
  * PV, battery and meter values within 10 s, writes the manifest of PROTOCOL.md §9, serves the local
- * MQTT API, and stops cleanly on Ctrl-C (SIGINT) within a few seconds.
+ * MQTT API, anchors a metering proof on its local chain within a minute, and stops cleanly on
+ * Ctrl-C (SIGINT) within a few seconds.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,8 +28,10 @@ describe('flexgate demo', () => {
       expect(Number(live[1])).toBeGreaterThanOrEqual(0);
 
       const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
-      expect(Object.keys(manifest).sort()).toEqual(['devices', 'gateway', 'localBrokerUrl']);
-      expect(manifest.gateway).toEqual({ name: 'demo-home' });
+      expect(Object.keys(manifest).sort()).toEqual(['chainId', 'contracts', 'devices', 'gateway', 'localBrokerUrl', 'rpcUrl']);
+      expect(manifest.gateway).toEqual({ name: 'demo-home', address: expect.stringMatching(/^0x[0-9a-f]{40}$/) });
+      expect(manifest.chainId).toBe(31337);
+      expect(Object.keys(manifest.contracts).sort()).toEqual(['proofs', 'registry']);
       expect(manifest.devices.map((d: { id: string; class: string }) => [d.id, d.class])).toEqual([
         ['pv', 'pv'],
         ['battery', 'battery'],
@@ -50,6 +53,11 @@ describe('flexgate demo', () => {
         await rec.close();
       }
 
+      // A signed proof reaches the chain within a minute of starting (30 s intervals in the demo).
+      const anchored = await waitFor('an anchored proof', () => /^proof: interval \d\d:\d\d:\d\d anchored in block \d+/m.exec(child.output.stdout), 60_000);
+      expect(Date.now() - startedMs).toBeLessThan(62_000);
+      expect(anchored[0]).toBeTruthy();
+
       const stopMs = Date.now();
       child.kill('SIGINT');
       const { code } = await exited(child);
@@ -59,5 +67,5 @@ describe('flexgate demo', () => {
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
-  }, 40_000);
+  }, 90_000);
 });
