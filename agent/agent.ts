@@ -243,6 +243,7 @@ export class Agent {
       siteMeterId: siteMeter.id,
       leafIntervalMs: config.metering.leafIntervalMs,
       intervalMs: config.metering.intervalMs,
+      proofRetentionMs: config.metering.proofRetentionMs,
       privateKey: key.privateKey,
       chainId: chain.chainId,
       // In the transaction that closes the interval: the proof and its anchoring job are one write.

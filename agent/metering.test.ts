@@ -113,3 +113,38 @@ describe('metering', () => {
     expect(store.database.prepare('SELECT count(*) FROM meter_leaves').pluck().get()).toBe(0);
   });
 });
+
+describe('proof retention', () => {
+  it('deletes the readings of confirmed intervals past the retention, and nothing not yet anchored', () => {
+    const dir = tempDir();
+    cleanups.push(() => dir.remove());
+    const { clock, store } = setup(dir);
+    const metering = new Metering({
+      db: store.database,
+      clock,
+      log: silentLog,
+      gateway: GATEWAY,
+      siteMeterId: 'meter',
+      leafIntervalMs: 10_000,
+      intervalMs: INTERVAL_MS,
+      proofRetentionMs: 3 * INTERVAL_MS,
+      privateKey: KEY,
+      chainId: CHAIN_ID,
+      enqueue: (db, p) => void db.prepare("INSERT INTO outbox_items (interval_start_ms, state, queued_at_ms, updated_at_ms) VALUES (?, 'signed', 0, 0)").run(p.message.intervalStart),
+    });
+    for (let s = 0; s < 6 * 60; s += 10) {
+      metering.onSnapshot(snapshot(clock.now(), 100, 1000 + s, 0));
+      clock.advance(10_000);
+    }
+    metering.onSnapshot(snapshot(clock.now(), 100, 2000, 0));
+    const count = () => store.database.prepare('SELECT count(*) FROM meter_leaves').pluck().get() as number;
+    const before = count();
+    // Nothing is confirmed yet: nothing goes.
+    expect(metering.retain(clock.now())).toBe(0);
+    store.database.prepare("UPDATE outbox_items SET state = 'confirmed', anchor_tx_hash = '0xab', anchor_block_number = 1, anchor_block_hash = '0xcd' WHERE interval_start_ms < ?").run(T0 + 2 * INTERVAL_MS);
+    // Intervals 0 and 1 are confirmed and older than 3 intervals: their 12 leaves go.
+    expect(metering.retain(clock.now())).toBe(12);
+    expect(count()).toBe(before - 12);
+    expect(store.database.prepare('SELECT count(*) FROM meter_proofs').pluck().get()).toBe(6);
+  });
+});

@@ -31,6 +31,8 @@ export interface MeteringOptions {
   siteMeterId: string;
   leafIntervalMs: number;
   intervalMs: number;
+  /** Leaves (readings and salts) of anchored intervals older than this are deleted. Default: keep. */
+  proofRetentionMs?: number;
   /** The gateway's private key: proofs are signed with it. */
   privateKey: Hex;
   chainId: number;
@@ -114,7 +116,29 @@ export class Metering {
     if (first === null) return [];
     const closed: SignedMeterProof[] = [];
     for (let startMs = first; startMs < currentStartMs; startMs += intervalMs) closed.push(this.close(startMs));
+    if (closed.length > 0) this.retain(nowMs);
     return closed;
+  }
+
+  /**
+   * Deletes the leaves (readings and salts) of intervals older than the proof retention, but only of
+   * intervals whose proof is confirmed on the chain: what is not anchored yet is never thrown away.
+   * The signed proofs themselves are kept (about 200 bytes an interval). Bounded work per call.
+   */
+  retain(nowMs: number, maxRows = 5000): number {
+    const retentionMs = this.options.proofRetentionMs;
+    if (retentionMs === undefined) return 0;
+    const cutoffMs = nowMs - retentionMs;
+    const result = this.options.db
+      .prepare(
+        `DELETE FROM meter_leaves WHERE (interval_start_ms, ts_ms) IN (
+           SELECT l.interval_start_ms, l.ts_ms FROM meter_leaves l
+           JOIN outbox_items o ON o.interval_start_ms = l.interval_start_ms AND o.state = 'confirmed'
+           WHERE l.interval_start_ms + ? <= ? LIMIT ?)`,
+      )
+      .run(this.options.intervalMs, cutoffMs, maxRows);
+    if (result.changes > 0) this.options.log.info({ deletedLeaves: result.changes, olderThanMs: cutoffMs }, 'proof retention: old readings deleted');
+    return result.changes;
   }
 
   private close(intervalStartMs: number): SignedMeterProof {

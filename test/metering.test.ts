@@ -16,9 +16,10 @@ import { systemClock } from '../drivers/clock.js';
 import { silentLog } from '../drivers/log.js';
 import { startAnvil, type Anvil } from '../ledger-client/anvil.js';
 import { deployContracts, fund, type Deployment } from '../ledger-client/deploy.js';
-import type { Hex } from '../ledger-client/eip712.js';
+import { verifyEnvelope, type Hex } from '../ledger-client/eip712.js';
+import { startEmbeddedBroker } from '../agent/embedded-broker.js';
 import type { SimulatedHome } from '../simulators/home.js';
-import { homeConfig, startFrozenHome, tempDir, waitFor } from './helpers.js';
+import { homeConfig, recorder, startFrozenHome, tempDir, waitFor } from './helpers.js';
 
 const INTERVAL_MS = 5000;
 let anvil: Anvil;
@@ -60,6 +61,10 @@ describe('metering proofs on the chain', () => {
         chain: { rpcUrl: anvil.rpcUrl, chainId: anvil.chainId, contracts: { proofs: contracts.proofs }, confirmations: 1, pollIntervalMs: 200 },
       },
     });
+    // The aggregator's broker: proofs are published there once mined (PROTOCOL.md §6).
+    const uplinkBroker = await startEmbeddedBroker();
+    const aggregator = await recorder(uplinkBroker.url, [`flex/v1/gw/${key.address}/#`]);
+    config.uplink = { url: uplinkBroker.url };
     const agent = new Agent({ config, log: silentLog });
     const anchored: Array<{ intervalStart: number; txHash: string; blockNumber: number }> = [];
     agent.events.on('proofAnchored', (a) => void anchored.push(a));
@@ -75,6 +80,20 @@ describe('metering proofs on the chain', () => {
     } finally {
       await agent.stop();
     }
+
+    const status = aggregator.messages.find((m) => m.topic === `flex/v1/gw/${key.address}/status` && JSON.parse(m.payload).online === true);
+    expect(status && JSON.parse(status.payload)).toMatchObject({ online: true, version: expect.stringMatching(/^\d+\.\d+\.\d+/), at: expect.any(Number) });
+    const published = aggregator.messages.filter((m) => m.topic === `flex/v1/gw/${key.address}/proof`).map((m) => JSON.parse(m.payload));
+    expect(published.length).toBeGreaterThanOrEqual(3);
+    for (const p of published) {
+      expect(Object.keys(p).sort()).toEqual(['anchor', 'proof']);
+      expect(Object.keys(p.proof).sort()).toEqual(['message', 'signature', 'type']);
+      expect(p.proof.type).toBe('MeterProof');
+      expect(Object.keys(p.anchor).sort()).toEqual(['blockNumber', 'txHash']);
+      expect(verifyEnvelope(p.proof, { chainId: anvil.chainId, expectedType: 'MeterProof' })).toMatchObject({ ok: true, signer: key.address });
+    }
+    await aggregator.close();
+    await uplinkBroker.close();
 
     const store = openStore({ path: agent.storePath, clock: systemClock, log: silentLog, readOnly: true });
     try {
