@@ -136,6 +136,7 @@ function nextBoundary(ms: number): number {
   return (Math.floor(ms / INTERVAL_MS) + 1) * INTERVAL_MS;
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 /** The agent's pino lines on stderr with their message and the local time they were seen. */
@@ -174,6 +175,8 @@ describe('agent killed with SIGKILL while it closes and anchors metering interva
     // The meter moves: one second of the home's physics every 250 ms of real time.
     const ticker = setInterval(() => home.clock.advance(1000), 250);
     const startupsMs: number[] = [];
+    const importsMs: number[] = [];
+    const agentStartMs: number[] = [];
     const tally = { kills: 0, random: 0, boundary: 0, outages: 0, withPendingTx: 0, withSignedItems: 0, afterClose: 0, afterSend: 0, closedAtStartup: 0 };
     const mismatches: string[] = [];
     try {
@@ -185,11 +188,13 @@ describe('agent killed with SIGKILL while it closes and anchors metering interva
           expect(child.exitCode, `agent exited in run ${run}: ${child.output.stderr.slice(-2000)}`).toBeNull();
           const upMs = Date.now();
           startupsMs.push(upMs - spawnedMs);
-          // Every third run is killed just after an interval boundary (closing, then anchoring);
-          // the others at a random moment after start (early ones hit the start-up close and its anchoring).
+          // Odd runs whose next interval boundary comes within 2.5 s are killed just after it (closing,
+          // then anchoring); the others at a random moment after start (early ones hit the anchoring of
+          // the intervals closed at start-up).
           let killAtMs: number;
-          if (run % 3 === 1) {
-            killAtMs = nextBoundary(upMs + 100) + Math.random() * 800;
+          const boundaryMs = nextBoundary(upMs + 100);
+          if (run % 2 === 1 && boundaryMs - upMs <= 2500) {
+            killAtMs = boundaryMs + Math.random() * 800;
             tally.boundary++;
           } else {
             killAtMs = upMs + 100 + Math.random() * 2400;
@@ -206,6 +211,12 @@ describe('agent killed with SIGKILL while it closes and anchors metering interva
 
         // Where the kill landed, from the agent's own log (for the summary) ...
         const lines = logLines(child.output.stderr);
+        const starting = lines.find((l) => l.msg === 'flexgate starting');
+        const up = lines.find((l) => l.msg === 'agent started');
+        if (starting && up) {
+          importsMs.push(starting.time - spawnedMs);
+          agentStartMs.push(up.time - starting.time);
+        }
         const killedMs = Date.now();
         const lastClose = lines.filter((l) => l.msg === 'interval closed and signed').at(-1);
         const lastSend = lines.filter((l) => l.msg === 'anchoring proof' || l.msg === 'anchoring backlog batch').at(-1);
@@ -293,7 +304,7 @@ describe('agent killed with SIGKILL while it closes and anchors metering interva
     }
     const summary = {
       wallMs: Date.now() - testStartedMs,
-      startupMs: { median: startupsMs.sort((a, b) => a - b)[Math.floor(startupsMs.length / 2)], max: Math.max(...startupsMs) },
+      startupMs: { median: median(startupsMs), max: Math.max(...startupsMs), imports: median(importsMs), agentStart: median(agentStartMs) },
       ...tally,
       intervals: expectedStarts.length,
       emptyIntervals: empty,

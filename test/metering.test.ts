@@ -4,7 +4,8 @@
  * read back from the node's own ProofAnchored events; an exported reading verifies against the
  * chain, and a tampered one does not.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
 import { join } from 'node:path';
 import { createPublicClient, http, parseAbiItem } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +20,7 @@ import { deployContracts, fund, type Deployment } from '../ledger-client/deploy.
 import { verifyEnvelope, type Hex } from '../ledger-client/eip712.js';
 import { startEmbeddedBroker } from '../agent/embedded-broker.js';
 import type { SimulatedHome } from '../simulators/home.js';
-import { homeConfig, recorder, startFrozenHome, tempDir, waitFor } from './helpers.js';
+import { homeConfig, recorder, runCli, startFrozenHome, tempDir, waitFor } from './helpers.js';
 
 const INTERVAL_MS = 5000;
 let anvil: Anvil;
@@ -132,6 +133,23 @@ describe('metering proofs on the chain', () => {
       const checks = await verifyProofExport(JSON.parse(JSON.stringify(exported)), target);
       expect(checks.filter((c) => !c.ok)).toEqual([]);
       expect(checks.map((c) => c.what)).toEqual(['gateway signature', 'reading belongs to the proof', 'inclusion', 'root on chain', 'anchor transaction']);
+
+      // The same through the command line, as an auditor runs it.
+      const configFile = join(dir.path, 'flexgate.yaml');
+      writeFileSync(configFile, stringify(config));
+      const cli = await runCli(['proof', 'export', '--config', configFile, '--at', new Date(leafTs + 1).toISOString()]);
+      expect(cli.code).toBe(0);
+      const exportFile = join(dir.path, 'export.json');
+      writeFileSync(exportFile, cli.stdout);
+      expect(JSON.parse(cli.stdout)).toEqual(JSON.parse(JSON.stringify(exported)));
+      const verified = await runCli(['proof', 'verify', exportFile, '--rpc-url', anvil.rpcUrl, '--chain-id', String(anvil.chainId), '--registry', contracts.proofs]);
+      expect(verified.code).toBe(0);
+      expect(verified.stdout).toMatch(/the reading is proven/);
+      const badFile = join(dir.path, 'bad.json');
+      writeFileSync(badFile, cli.stdout.replace(`"powerW": ${exported.reading.powerW}`, `"powerW": ${exported.reading.powerW + 1}`));
+      const refused = await runCli(['proof', 'verify', badFile, '--config', configFile]);
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toMatch(/FAIL inclusion/);
 
       const tampered = JSON.parse(JSON.stringify(exported));
       tampered.reading.powerW += 1;
