@@ -75,6 +75,7 @@ export class Agent {
   private uplink: Uplink | undefined;
   private metering: Metering | undefined;
   private outbox: Outbox | undefined;
+  private outboxStore: SqliteOutboxStore | undefined;
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -219,6 +220,7 @@ export class Agent {
     if (!siteMeter) return;
     const chain = config.chain;
     const outboxStore = new SqliteOutboxStore(store.database);
+    this.outboxStore = outboxStore;
     this.outbox = new Outbox({
       chain: new ChainClient({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, contracts: { proofs: chain.contracts.proofs as `0x${string}` }, confirmations: chain.confirmations }, key.privateKey, {
         log: this.log.child({ module: 'chain' }),
@@ -313,6 +315,10 @@ export class Agent {
           return { cycle: s.cycle, tsMs: s.tsMs, site: s.site, devices: s.devices.map(deviceStatePayload) };
         },
         store_stats: () => this.store?.stats(),
+        proofs: () => {
+          if (!this.outboxStore) throw new Error('metering proofs are not configured (metering: and chain: sections)');
+          return { intervals: this.outboxStore.counts(), chainError: this.outbox?.lastError?.message ?? null };
+        },
       },
     });
     this.localApi.start();

@@ -244,6 +244,7 @@ describe('agent killed with SIGKILL while it closes and anchors metering interva
       const lastKilledInterval = Math.floor(Date.now() / INTERVAL_MS) * INTERVAL_MS - INTERVAL_MS;
       const child = spawnCli(['start', '--config', file]);
       try {
+        await waitFor('the agent to start (last run)', () => child.output.stderr.includes('"msg":"agent started"') || child.exitCode !== null, 20_000, 10);
         await waitFor(
           'every closed interval anchored',
           () => {

@@ -162,4 +162,40 @@ describe('metering proofs on the chain', () => {
       store.close();
     }
   }, 60_000);
+
+  it('with a wrong chain id it keeps metering, says what is wrong, and anchors nothing', async () => {
+    const dataDir = join(dir.path, 'wrong-chain');
+    mkdirSync(dataDir, { recursive: true });
+    const key = initGatewayKey(dataDir);
+    await fund(anvil.rpcUrl, anvil.privateKeys[0]!, key.address);
+    const config = homeConfig(home, dataDir, {
+      device: { pollIntervalMs: 250 },
+      config: {
+        localApi: { mqtt: { embedded: { host: '127.0.0.1', port: 0 } } },
+        metering: { leafIntervalMs: 1000, intervalMs: INTERVAL_MS },
+        chain: { rpcUrl: anvil.rpcUrl, chainId: 99, contracts: { proofs: contracts.proofs }, confirmations: 1, pollIntervalMs: 200 },
+      },
+    });
+    const agent = new Agent({ config, log: silentLog });
+    const signed: number[] = [];
+    agent.events.on('proofSigned', (p) => void signed.push(p.intervalStart));
+    await agent.start();
+    try {
+      await agent.localApiConnected();
+      await waitFor('a signed interval', () => signed.length >= 1, 15_000);
+      const rec = await recorder(agent.localBrokerUrl!, ['flexgate/test-home/bridge/response/proofs']);
+      try {
+        await rec.client.publishAsync('flexgate/test-home/bridge/request/proofs', '{}');
+        const answer = JSON.parse((await waitFor('proofs answer', () => rec.messages[0])).payload);
+        expect(answer.status).toBe('ok');
+        expect(answer.data.chainError).toMatch(/chain 31337.*99|99.*31337/);
+        expect(answer.data.intervals.signed).toBeGreaterThanOrEqual(1);
+      } finally {
+        await rec.close();
+      }
+    } finally {
+      await agent.stop();
+    }
+    expect(await anchoredEvents(key.address)).toEqual([]);
+  }, 40_000);
 });
