@@ -107,6 +107,11 @@ export class Agent {
     await this.localApi?.waitConnected(signal);
   }
 
+  /** The meter at the grid connection point, if one is configured. */
+  private get siteMeter(): DeviceConfig | undefined {
+    return this.config.devices.find((d) => d.class === 'meter' && (d.role ?? 'site') === 'site');
+  }
+
   busStats(): Record<string, ModbusBus['stats']> {
     return Object.fromEntries([...this.buses].map(([key, bus]) => [key, bus.stats]));
   }
@@ -158,7 +163,7 @@ export class Agent {
     await Promise.all([...this.buses.values()].map((bus) => bus.start()));
     const store = this.store;
     const writer = this.writer;
-    const siteMeter = config.devices.find((d) => d.class === 'meter' && (d.role ?? 'site') === 'site');
+    const siteMeter = this.siteMeter;
     this.loop = new ControlLoop({
       clock,
       log: this.log.child({ module: 'loop' }),
@@ -216,7 +221,7 @@ export class Agent {
   private startMetering(): void {
     const { config, clock, key, store } = this;
     if (!config.metering || !config.chain || !key || !store) return;
-    const siteMeter = config.devices.find((d) => d.class === 'meter' && (d.role ?? 'site') === 'site');
+    const siteMeter = this.siteMeter;
     if (!siteMeter) return;
     const chain = config.chain;
     const outboxStore = new SqliteOutboxStore(store.database);
