@@ -5,10 +5,12 @@
  * judge them from the medians in the report, not from one line).
  */
 import { pollingBenchmark } from './polling.js';
+import { proofsBenchmark } from './proofs.js';
+import { gasBenchmark } from './gas.js';
 import type { Benchmark, BenchRow } from './types.js';
 
 /** Every benchmark, in the order they run. Add new ones here. */
-const BENCHMARKS: readonly Benchmark[] = [pollingBenchmark];
+const BENCHMARKS: readonly Benchmark[] = [pollingBenchmark, proofsBenchmark, gasBenchmark];
 
 function out(line: string): void {
   process.stdout.write(`${line}\n`);

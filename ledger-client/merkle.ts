@@ -16,13 +16,12 @@
  * `IntervalProofBuilder` / `buildMeterProof` put one interval's readings into a tree and make its
  * (unsigned) MeterProof message; `intervalEnergy` is §5's importWh/exportWh rule.
  */
-import { keccak_256 } from '@noble/hashes/sha3';
+import { keccak256 as keccak_256, type Keccak256 } from './keccak.js';
 import type { MeterProof } from './eip712.js';
 import { LedgerInputError } from './errors.js';
 import { assertField, fieldProblem, hexToBytes, isBytes32, toHex, type Address, type Hex } from './wire.js';
 
-/** keccak256 of bytes, returning 32 bytes. The default is @noble/hashes' `keccak_256`. */
-export type Keccak256 = (data: Uint8Array) => Uint8Array;
+export type { Keccak256 } from './keccak.js';
 
 /** One reading of the site meter, as it becomes a leaf (and as `flexgate proof export` shows it). */
 export interface MeterReading {
