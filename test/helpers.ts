@@ -90,9 +90,19 @@ export function hasCommand(command: string): boolean {
   }
 }
 
+/** Debian's python3 can import `module` (the pyenv python3 first on PATH may not have Debian's modules). */
+export function hasDebianPythonModule(module: string): boolean {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', `import ${module}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Under CI a missing Debian package is a failure, not a skip (DESIGN.md: Real parts). */
-export function requirePackage(command: string, pkg: string): boolean {
-  if (hasCommand(command)) return true;
+export function requirePackage(command: string, pkg: string, present: (command: string) => boolean = hasCommand): boolean {
+  if (present(command)) return true;
   if (process.env['CI'] === 'true') throw new Error(`${pkg} is not installed (apt-get install -y ${pkg}); CI must run this test`);
   process.stderr.write(`skipping: ${pkg} is not installed (apt-get install -y ${pkg})\n`);
   return false;

@@ -139,6 +139,24 @@ function nextBoundary(ms: number): number {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
+/** Resolves true as soon as the child writes a stderr line matching `pattern` from now on, false after `timeoutMs`. */
+function logged(child: ReturnType<typeof spawnCli>, pattern: RegExp, timeoutMs: number): Promise<boolean> {
+  const from = child.output.stderr.length;
+  return new Promise((resolve) => {
+    const done = (seen: boolean) => {
+      child.stderr.off('data', onData);
+      clearTimeout(timer);
+      resolve(seen);
+    };
+    // Registered after spawnCli's own listener, so output.stderr already holds the chunk.
+    const onData = () => {
+      if (pattern.test(child.output.stderr.slice(from))) done(true);
+    };
+    const timer = setTimeout(() => done(false), Math.max(0, timeoutMs));
+    child.stderr.on('data', onData);
+  });
+}
+
 /** The agent's pino lines on stderr with their message and the local time they were seen. */
 function logLines(stderr: string): Array<{ msg: string; time: number; level: number; [k: string]: unknown }> {
   const out: Array<{ msg: string; time: number; level: number }> = [];
@@ -177,7 +195,7 @@ describe('agent killed with SIGKILL while it closes and anchors metering interva
     const startupsMs: number[] = [];
     const importsMs: number[] = [];
     const agentStartMs: number[] = [];
-    const tally = { kills: 0, random: 0, boundary: 0, outages: 0, withPendingTx: 0, withSignedItems: 0, afterClose: 0, afterSend: 0, closedAtStartup: 0 };
+    const tally = { kills: 0, random: 0, boundary: 0, onAnchoring: 0, outages: 0, withPendingTx: 0, withSignedItems: 0, afterClose: 0, afterSend: 0, closedAtStartup: 0 };
     const mismatches: string[] = [];
     try {
       for (let run = 0; run < KILLS; run++) {
@@ -188,19 +206,21 @@ describe('agent killed with SIGKILL while it closes and anchors metering interva
           expect(child.exitCode, `agent exited in run ${run}: ${child.output.stderr.slice(-2000)}`).toBeNull();
           const upMs = Date.now();
           startupsMs.push(upMs - spawnedMs);
-          // Odd runs whose next interval boundary comes within 2.5 s are killed just after it (closing,
-          // then anchoring); the others at a random moment after start (early ones hit the anchoring of
-          // the intervals closed at start-up).
-          let killAtMs: number;
+          // Runs 1, 5, 9, … whose next interval boundary comes within 3 s are killed just after it
+          // (closing, then anchoring); runs 3, 7, 11, … 0–15 ms after the agent logs that it stored a new
+          // anchoring transaction (while it is broadcast and mined), if it does within 3 s; the others at
+          // a random moment after start (early ones hit the anchoring of the intervals closed at start-up).
           const boundaryMs = nextBoundary(upMs + 100);
-          if (run % 2 === 1 && boundaryMs - upMs <= 2500) {
-            killAtMs = boundaryMs + Math.random() * 800;
+          if (run % 4 === 1 && boundaryMs - upMs <= 3000) {
+            await sleep(boundaryMs + Math.random() * 800 - Date.now());
             tally.boundary++;
+          } else if (run % 4 === 3 && (await logged(child, /"msg":"anchoring (proof|backlog batch)"/, upMs + 3000 - Date.now()))) {
+            await sleep(Math.random() * 15);
+            tally.onAnchoring++;
           } else {
-            killAtMs = upMs + 100 + Math.random() * 2400;
+            await sleep(upMs + 100 + Math.random() * 2400 - Date.now());
             tally.random++;
           }
-          await sleep(killAtMs - Date.now());
           child.kill('SIGKILL');
           const exit = await exited(child);
           expect(exit.signal, `run ${run} ended before its kill: ${child.output.stderr.slice(-2000)}`).toBe('SIGKILL');

@@ -4,6 +4,7 @@
  * read back from the node's own ProofAnchored events; an exported reading verifies against the
  * chain, and a tampered one does not.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { join } from 'node:path';
@@ -20,7 +21,7 @@ import { deployContracts, fund, type Deployment } from '../ledger-client/deploy.
 import { verifyEnvelope, type Hex } from '../ledger-client/eip712.js';
 import { startEmbeddedBroker } from '../agent/embedded-broker.js';
 import type { SimulatedHome } from '../simulators/home.js';
-import { homeConfig, recorder, runCli, startFrozenHome, tempDir, waitFor } from './helpers.js';
+import { hasDebianPythonModule, homeConfig, recorder, repoRoot, requirePackage, runCli, startFrozenHome, tempDir, waitFor } from './helpers.js';
 
 const INTERVAL_MS = 5000;
 let anvil: Anvil;
@@ -145,11 +146,23 @@ describe('metering proofs on the chain', () => {
       const verified = await runCli(['proof', 'verify', exportFile, '--rpc-url', anvil.rpcUrl, '--chain-id', String(anvil.chainId), '--registry', contracts.proofs]);
       expect(verified.code).toBe(0);
       expect(verified.stdout).toMatch(/the reading is proven/);
+      // An auditor with no flexgate code: the Python example of docs/metering-proofs.md.
+      if (requirePackage('Cryptodome', 'python3-pycryptodome', hasDebianPythonModule)) {
+        const py = spawnSync('/usr/bin/python3', [join(repoRoot, 'docs/examples/verify_proof.py'), exportFile, String(anvil.chainId), anvil.rpcUrl, contracts.proofs], { encoding: 'utf8' });
+        expect(py.status, py.stderr).toBe(0);
+        expect(py.stdout.match(/ OK$/gm)).toHaveLength(3);
+        expect(py.stdout).toMatch(/^rootOf .* True OK$/m);
+        expect(py.stdout).toMatch(new RegExp(`^signer +${key.address} OK$`, 'm'));
+      }
       const badFile = join(dir.path, 'bad.json');
       writeFileSync(badFile, cli.stdout.replace(`"powerW": ${exported.reading.powerW}`, `"powerW": ${exported.reading.powerW + 1}`));
       const refused = await runCli(['proof', 'verify', badFile, '--config', configFile]);
       expect(refused.code).toBe(1);
       expect(refused.stdout).toMatch(/FAIL inclusion/);
+      if (requirePackage('Cryptodome', 'python3-pycryptodome', hasDebianPythonModule)) {
+        const py = spawnSync('/usr/bin/python3', [join(repoRoot, 'docs/examples/verify_proof.py'), badFile, String(anvil.chainId)], { encoding: 'utf8' });
+        expect(py.stdout).toMatch(/^root from path .* MISMATCH$/m);
+      }
 
       const tampered = JSON.parse(JSON.stringify(exported));
       tampered.reading.powerW += 1;
