@@ -18,12 +18,11 @@ import { DeviceHandle, type AvailabilityChange } from './device-handle.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
 import { EventBus } from './events.js';
 import { LocalApi, deviceStatePayload } from './local-api.js';
-import { ChainClient } from '../ledger-client/chain.js';
-import { Outbox } from '../ledger-client/outbox.js';
+import type { Outbox } from '../ledger-client/outbox.js';
 import { loadGatewayKey, type GatewayKey } from './keys.js';
-import { Metering } from './metering.js';
+import type { Metering } from './metering.js';
 import { readingValues, type SiteSnapshot } from './snapshot.js';
-import { queueProof, SqliteOutboxStore } from './store/outbox-store.js';
+import type { SqliteOutboxStore } from './store/outbox-store.js';
 import { Uplink } from './uplink.js';
 import { openStore, RetentionRunner, type ReadingWriter, type Store } from './store/index.js';
 import { VERSION } from './version.js';
@@ -148,7 +147,7 @@ export class Agent {
       this.uplink = new Uplink({ ...config.uplink, gateway: this.key.address, version: VERSION, log: this.log.child({ module: 'uplink' }), now: () => clock.now() });
       this.uplink.start();
     }
-    this.startMetering();
+    await this.startMetering();
 
     for (const device of config.devices) {
       const key = busKey(device.connection);
@@ -218,11 +217,18 @@ export class Agent {
   }
 
   /** Metering proofs: leaves from the site meter, signed intervals, anchored through the outbox. */
-  private startMetering(): void {
+  private async startMetering(): Promise<void> {
     const { config, clock, key, store } = this;
     if (!config.metering || !config.chain || !key || !store) return;
     const siteMeter = this.siteMeter;
     if (!siteMeter) return;
+    // Loaded only when metering is on: the chain libraries are most of the agent's start-up time.
+    const [{ ChainClient }, { Outbox }, { Metering }, { queueProof, SqliteOutboxStore }] = await Promise.all([
+      import('../ledger-client/chain.js'),
+      import('../ledger-client/outbox.js'),
+      import('./metering.js'),
+      import('./store/outbox-store.js'),
+    ]);
     const chain = config.chain;
     const outboxStore = new SqliteOutboxStore(store.database);
     this.outboxStore = outboxStore;

@@ -148,3 +148,22 @@ describe('proof retention', () => {
     expect(store.database.prepare('SELECT count(*) FROM meter_proofs').pluck().get()).toBe(6);
   });
 });
+
+describe('interval boundaries', () => {
+  it('a reading taken just before a boundary joins its interval before that closes, and none joins a closed one', () => {
+    const dir = tempDir();
+    cleanups.push(() => dir.remove());
+    const { clock, metering, closed, store } = setup(dir);
+    metering.onSnapshot(snapshot(clock.now(), 100, 10, 0));
+    // The meter answered 2 ms before the boundary; the snapshot is handled 10 ms after it.
+    clock.advance(INTERVAL_MS + 10);
+    metering.onSnapshot(snapshot(T0 + INTERVAL_MS - 2, 100, 11, 0));
+    expect(closed).toHaveLength(1);
+    expect(closed[0]!.message.count).toBe(2);
+    const leaves = store.database.prepare('SELECT count(*) FROM meter_leaves WHERE interval_start_ms = ?').pluck().get(T0);
+    expect(leaves).toBe(2);
+    // A reading of the closed interval arriving later is not added.
+    metering.onSnapshot(snapshot(T0 + INTERVAL_MS - 1, 100, 12, 0));
+    expect(store.database.prepare('SELECT count(*) FROM meter_leaves WHERE interval_start_ms = ?').pluck().get(T0)).toBe(2);
+  });
+});

@@ -64,8 +64,10 @@ export class Metering {
 
   constructor(private readonly options: MeteringOptions) {
     const { db } = options;
+    // A closed interval never gains a leaf: its root is signed (and maybe anchored) already.
     this.insertLeaf = db.prepare(
-      'INSERT OR IGNORE INTO meter_leaves (interval_start_ms, ts_ms, power_w, import_wh, export_wh, salt) VALUES (?, ?, ?, ?, ?, ?)',
+      `INSERT OR IGNORE INTO meter_leaves (interval_start_ms, ts_ms, power_w, import_wh, export_wh, salt)
+       SELECT @start, @ts, @powerW, @importWh, @exportWh, @salt WHERE NOT EXISTS (SELECT 1 FROM meter_proofs WHERE interval_start_ms >= @start)`,
     );
     this.leavesOf = db.prepare('SELECT ts_ms, power_w, import_wh, export_wh, salt FROM meter_leaves WHERE interval_start_ms = ? ORDER BY ts_ms');
     this.lastLeafBefore = db.prepare('SELECT ts_ms, import_wh, export_wh FROM meter_leaves WHERE ts_ms < ? ORDER BY interval_start_ms DESC, ts_ms DESC LIMIT 1');
@@ -87,10 +89,14 @@ export class Metering {
     this.closeDueIntervals(this.options.clock.now());
   }
 
-  /** Called once per control cycle with its snapshot. */
+  /** Called once per control cycle with its snapshot: first its leaf (a reading taken just before
+   * a boundary belongs to the interval that is ending), then the intervals that have ended. */
   onSnapshot(snapshot: SiteSnapshot): void {
-    const nowMs = this.options.clock.now();
-    this.closeDueIntervals(nowMs);
+    this.takeLeaf(snapshot);
+    this.closeDueIntervals(this.options.clock.now());
+  }
+
+  private takeLeaf(snapshot: SiteSnapshot): void {
     const meter = snapshot.devices.find((d) => d.id === this.options.siteMeterId);
     if (!meter?.fresh || meter.availability.state !== 'online' || meter.readAtMs === undefined) return;
     if (meter.readAtMs < this.nextLeafAtMs) return;
@@ -101,7 +107,18 @@ export class Metering {
     }
     const tsMs = meter.readAtMs;
     const intervalStartMs = intervalStartOf(tsMs, this.options.intervalMs);
-    this.insertLeaf.run(intervalStartMs, tsMs, Math.round(reading.powerW), Math.round(reading.importWh), Math.round(reading.exportWh), randomBytes(32));
+    const { changes } = this.insertLeaf.run({
+      start: intervalStartMs,
+      ts: tsMs,
+      powerW: Math.round(reading.powerW),
+      importWh: Math.round(reading.importWh),
+      exportWh: Math.round(reading.exportWh),
+      salt: randomBytes(32),
+    });
+    if (changes === 0) {
+      this.options.log.warn({ tsMs, intervalStart: intervalStartMs }, 'reading belongs to an interval already closed: not a leaf');
+      return;
+    }
     this.openIntervalStartMs = intervalStartMs;
     // The next leaf on the grid of leafIntervalMs, never two in one slot.
     this.nextLeafAtMs = (Math.floor(tsMs / this.options.leafIntervalMs) + 1) * this.options.leafIntervalMs;
