@@ -4,15 +4,14 @@
  * bytes and nonces (`outbox_txs`), schema step 3. Every method is one transaction, committed and
  * fsynced (synchronous = FULL) when it returns.
  *
- * This module implements the interface structurally (agent/store imports nothing of ledger-client);
- * the wiring in the agent and outbox-store.test.ts check the types match.
+ * It implements ledger-client's `OutboxStore` interface (types only are imported from there).
  */
 import type BetterSqlite3 from 'better-sqlite3';
 
-type Hex = `0x${string}`;
+import type { Hex } from '../../ledger-client/eip712.js';
+import type { OutboxItem, OutboxItemState, OutboxStore, OutboxTx, OutboxTxState } from '../../ledger-client/outbox.js';
 
-export type OutboxItemState = 'signed' | 'broadcast' | 'mined' | 'confirmed' | 'rejected';
-export type OutboxTxState = 'pending' | 'mined' | 'confirmed' | 'dropped';
+export type { OutboxItemState, OutboxTxState };
 
 /** A `meter_proofs` row (schema step 2): the signed MeterProof of one closed interval. */
 export interface MeterProofRow {
@@ -29,35 +28,9 @@ export interface MeterProofRow {
   readonly closedAtMs: number;
 }
 
-export interface StoredOutboxItem {
-  readonly intervalStart: number;
-  readonly proof: {
-    readonly gateway: Hex;
-    readonly intervalStart: number;
-    readonly intervalEnd: number;
-    readonly count: number;
-    readonly root: Hex;
-    readonly importWh: number;
-    readonly exportWh: number;
-  };
-  readonly signature: Hex;
-  readonly state: OutboxItemState;
-  readonly txId: number | undefined;
-  readonly anchor: { readonly txHash: Hex; readonly blockNumber: number; readonly blockHash: Hex } | undefined;
-  readonly notified: boolean;
-  readonly reason: string | undefined;
-}
-
-export interface StoredOutboxTx {
-  readonly id: number;
-  readonly nonce: number;
-  readonly hash: Hex;
-  readonly raw: Hex;
-  readonly state: OutboxTxState;
-  readonly blockNumber: number | undefined;
-  readonly blockHash: Hex | undefined;
-  readonly broadcastCount: number;
-}
+/** The outbox's own types: this store keeps exactly what ledger-client/outbox.ts works with. */
+export type StoredOutboxItem = OutboxItem;
+export type StoredOutboxTx = OutboxTx;
 
 /** Thrown when a call does not fit the stored state (a bug in the caller, never bad luck). */
 export class OutboxStoreError extends Error {
@@ -172,7 +145,7 @@ function toTx(r: TxRow): StoredOutboxTx {
 const TX_COLUMNS = 'id, nonce, hash, raw, state, block_number, block_hash, broadcast_count';
 
 /** `OutboxStore` (ledger-client/outbox.ts) on the agent's SQLite file (`store.database`). */
-export class SqliteOutboxStore {
+export class SqliteOutboxStore implements OutboxStore {
   private readonly db: BetterSqlite3.Database;
 
   constructor(db: BetterSqlite3.Database) {
