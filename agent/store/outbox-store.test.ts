@@ -338,10 +338,10 @@ describe('outbox on a real anvil node', () => {
     const third = s.outbox({ maxBatch: 2 });
     expect(await settle(third, s.outboxStore)).toMatchObject({ rebroadcast: 1, mined: 2, sent: 1, dropped: 0 });
     const txs = s.outboxStore.allTransactions();
-    expect(txs.map((t) => [t.hash, t.state])).toEqual([
-      [stored!.hash, 'confirmed'], // confirmations 1: its block is on the chain already
-      [txs[1]!.hash, 'mined'],
-    ]);
+    expect(txs.map((t) => t.hash)).toEqual([stored!.hash, txs[1]!.hash]);
+    expect(txs[0]!.state).toBe('confirmed'); // confirmations 1: its block is on the chain already
+    // mined, or already confirmed when a slow round saw it again before settling
+    expect(['mined', 'confirmed']).toContain(txs[1]!.state);
     expect(txs[1]!.nonce).toBe(stored!.nonce + 1);
     expect((await anchoredOnChain(s.registry)).map((e) => e.intervalStart)).toEqual(starts(0, 3));
     expect(s.mined.map((m) => m.intervalStart)).toEqual(starts(0, 3));
@@ -366,7 +366,9 @@ describe('outbox on a real anvil node', () => {
     const outbox = s.outbox();
     expect(await settle(outbox, s.outboxStore)).toMatchObject({ dropped: 1, sent: 1, mined: 1 });
     const txs = s.outboxStore.allTransactions();
-    expect(txs.map((t) => t.state)).toEqual(['dropped', 'mined']);
+    expect(txs[0]!.state).toBe('dropped');
+    // mined, or already confirmed when a slow round saw a block on top of it (confirmations 1)
+    expect(['mined', 'confirmed']).toContain(txs[1]!.state);
     expect(txs[1]!.nonce).toBe(stored!.nonce + 1);
     expect(s.outboxStore.itemsOfTransaction(txs[1]!.id).map((i) => i.intervalStart)).toEqual(starts(0, 2));
     expect((await anchoredOnChain(s.registry)).map((e) => e.intervalStart)).toEqual(starts(0, 2));
