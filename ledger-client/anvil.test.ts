@@ -95,8 +95,9 @@ describe('anvil', () => {
       await node.mine();
       expect((await client.getTransactionReceipt({ hash })).blockNumber).toBe(1n);
       await node.setAutomine(true);
-      await wallet.sendTransaction({ to: node.accounts[1]?.address as Hex, value: 1n });
-      expect(await client.getBlockNumber()).toBe(2n);
+      const second = await wallet.sendTransaction({ to: node.accounts[1]?.address as Hex, value: 1n });
+      // Automine mines a moment after the node accepts the transaction.
+      expect((await client.waitForTransactionReceipt({ hash: second, pollingInterval: 20, timeout: 5000 })).blockNumber).toBe(2n);
     } finally {
       await Promise.all([node.stop(), node.stop()]);
       await node.stop();
