@@ -2,9 +2,18 @@
  * The site snapshot: one per control cycle, taken before anything decides. Nothing in it changes
  * during the cycle.
  */
-import type { BatteryReading, DeviceClass, MeterReading, PvReading } from '../drivers/classes.js';
+import {
+  SG_READY_STATES,
+  type BatteryReading,
+  type DeviceClass,
+  type EvChargerReading,
+  type HvacReading,
+  type LoadReading,
+  type MeterReading,
+  type PvReading,
+} from '../drivers/classes.js';
 
-export type Reading = MeterReading | PvReading | BatteryReading;
+export type Reading = MeterReading | PvReading | BatteryReading | EvChargerReading | HvacReading | LoadReading;
 
 export type Availability =
   | { state: 'unknown' }
@@ -35,6 +44,12 @@ export interface SiteSummary {
   batterySocPct?: number;
   gridImportWh?: number;
   gridExportWh?: number;
+  /** Sum of EV charging power. */
+  evPowerW?: number;
+  /** Sum of the electrical power of heat pumps / HVAC that measure it. */
+  hvacPowerW?: number;
+  /** Sum of the power of switchable loads that measure it. */
+  loadPowerW?: number;
 }
 
 export interface SiteSnapshot {
@@ -44,13 +59,27 @@ export interface SiteSnapshot {
   site: SiteSummary;
 }
 
-/** Numeric values of a reading, for the store. */
+/** Numeric values of a reading, for the store: booleans as 0/1, the SG Ready state as 1-4 (its
+ * standard number); other strings are not stored. */
 export function readingValues(reading: Reading): Record<string, number> {
   const values: Record<string, number> = {};
   for (const [key, value] of Object.entries(reading)) {
     if (typeof value === 'number' && Number.isFinite(value)) values[key] = value;
+    else if (typeof value === 'boolean') values[key] = value ? 1 : 0;
+    else if (key === 'sgReady' && typeof value === 'string') {
+      const index = (SG_READY_STATES as readonly string[]).indexOf(value);
+      if (index >= 0) values[key] = index + 1;
+    }
   }
   return values;
+}
+
+function sumPower(devices: readonly DeviceState[], deviceClass: DeviceClass): number | undefined {
+  const powers = devices
+    .filter((d) => d.deviceClass === deviceClass)
+    .map((d) => (d.reading as { powerW?: number }).powerW)
+    .filter((p): p is number => typeof p === 'number');
+  return powers.length > 0 ? powers.reduce((a, b) => a + b, 0) : undefined;
 }
 
 export function summarize(devices: readonly DeviceState[], siteMeterId: string | undefined): SiteSummary {
@@ -72,5 +101,11 @@ export function summarize(devices: readonly DeviceState[], siteMeterId: string |
     const total = weights.reduce((a, b) => a + b, 0);
     site.batterySocPct = batteries.reduce((sum, b, i) => sum + b.socPct * weights[i]!, 0) / total;
   }
+  const evPowerW = sumPower(usable, 'ev-charger');
+  if (evPowerW !== undefined) site.evPowerW = evPowerW;
+  const hvacPowerW = sumPower(usable, 'hvac');
+  if (hvacPowerW !== undefined) site.hvacPowerW = hvacPowerW;
+  const loadPowerW = sumPower(usable, 'load');
+  if (loadPowerW !== undefined) site.loadPowerW = loadPowerW;
   return site;
 }

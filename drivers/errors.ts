@@ -10,7 +10,8 @@ export type DeviceErrorKind =
   | 'not-supported'
   | 'stale'
   | 'bad-data'
-  | 'backed-off';
+  | 'backed-off'
+  | 'refused';
 
 export abstract class DeviceError extends Error {
   abstract readonly kind: DeviceErrorKind;
@@ -88,4 +89,11 @@ export class BackedOffError extends DeviceError {
 
 export function isDeviceError(e: unknown): e is DeviceError {
   return e instanceof DeviceError;
+}
+
+/** The device (or its driver, on the device's behalf) refuses this change now: a minimum switching
+ * time has not passed, or the value is outside what the device accepts. Not retried as such. */
+export class RefusedError extends DeviceError {
+  readonly kind = 'refused';
+  readonly retryable = false;
 }

@@ -66,7 +66,7 @@ devices:
     expect(problems[0]).toContain('gateway.name: expected 1-63 characters');
     expect(problems[1]).toContain('gateway.dataDir: expected at least 1 characters, found ""');
     expect(problems.join('\n')).toContain('devices[0].class: driver "sunspec" cannot drive class "ev-charger"');
-    expect(problems.join('\n')).toContain('devices[0].connection: expected exactly one of "tcp" or "rtu", found neither');
+    expect(problems.join('\n')).toContain('devices[0].connection: expected exactly one of "tcp", "rtu" or "mqtt", found none');
     expect(problems.join('\n')).toContain('devices[0].unitId: expected ≤ 255, found 300');
   });
 
