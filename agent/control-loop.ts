@@ -6,6 +6,11 @@
  * a device that is slow or timing out does not hold back the snapshot of the others; its read
  * finishes in the background and counts in the cycle it completes in (it is not polled again while
  * its read is in flight).
+ *
+ * Deciding is serial: the `decide` step after each snapshot (the dispatcher) and every task queued
+ * from outside with `enqueue` (an order that arrived over MQTT) run one at a time, in order, never
+ * inside an MQTT callback. A queued task does not wait for a cycle's reads: it runs at once with the
+ * latest snapshot, so an order's writes go out within milliseconds (the buses put writes before polls).
  */
 import type { Clock, TimerHandle } from '../drivers/clock.js';
 import type { Log } from '../drivers/log.js';
@@ -22,6 +27,8 @@ export interface ControlLoopOptions {
   onReading?: (deviceId: string, tsMs: number, reading: Reading) => void;
   onAvailability?: (change: AvailabilityChange) => void;
   onSnapshot?: (snapshot: SiteSnapshot) => void;
+  /** Runs after each snapshot in the serial section; awaited before the next cycle is scheduled. */
+  decide?: (snapshot: SiteSnapshot) => Promise<void>;
 }
 
 export class ControlLoop {
@@ -33,6 +40,7 @@ export class ControlLoop {
   private latest: SiteSnapshot | undefined;
   private readonly inFlight = new Map<DeviceHandle, Promise<void>>();
   private readonly completed = new Set<DeviceHandle>();
+  private serial: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: ControlLoopOptions) {
     this.cycleMs = options.cycleMs ?? Math.min(...options.devices.map((d) => d.pollIntervalMs), 1000);
@@ -54,7 +62,16 @@ export class ControlLoop {
     if (this.timer) this.options.clock.clearTimeout(this.timer);
     this.timer = undefined;
     await this.running;
+    await this.serial;
     await Promise.all(this.inFlight.values());
+  }
+
+  /** Runs `task` in the serial section (after whatever decides now), and resolves with its result. */
+  enqueue<T>(task: () => Promise<T> | T): Promise<T> {
+    const run = this.serial.then(task);
+    // The chain continues whatever the task's outcome; the caller sees the outcome.
+    this.serial = run.catch(() => undefined);
+    return run;
   }
 
   /** Runs one cycle now (also used by tests that step the clock by hand). */
@@ -83,6 +100,10 @@ export class ControlLoop {
     };
     this.latest = snapshot;
     this.options.onSnapshot?.(snapshot);
+    const decide = this.options.decide;
+    if (decide) {
+      await this.enqueue(() => decide(snapshot)).catch((err: unknown) => this.options.log.error({ err }, 'decision step failed'));
+    }
     return snapshot;
   }
 
