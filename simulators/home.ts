@@ -7,12 +7,19 @@ import { ModbusRtuServer } from './modbus/rtu-server.js';
 import { ModbusTcpServer } from './modbus/tcp-server.js';
 import type { Fault } from './modbus/units.js';
 import { Ticker } from './ticker.js';
+import { EvCharging } from './devices/ev.js';
+import { HeatPump } from './devices/heat-pump.js';
+import { LambdaHeatPump } from './devices/lambda-heat-pump.js';
+import { PHOENIX_UNIT_ID, PhoenixEvCharger } from './devices/phoenix-ev.js';
+import { Sdm120 } from './devices/sdm120.js';
 
-export type HomeDeviceId = 'pv' | 'battery' | 'meter';
+export type HomeDeviceId = 'pv' | 'battery' | 'meter' | 'ev' | 'heat-pump' | 'hp-meter';
 
 export interface HomeDevice {
   id: HomeDeviceId;
-  class: 'pv' | 'battery' | 'meter';
+  class: 'pv' | 'battery' | 'meter' | 'ev-charger' | 'hvac';
+  /** The vendor profile that describes the device (non-SunSpec devices). */
+  profile?: string;
   modbus?: { host: string; port: number; unitId: number };
   /** `path` is the side of the pty pair the agent opens. */
   rtu?: { path: string; baudRate: number; unitId: number };
@@ -33,8 +40,14 @@ export interface SimulatedHomeOptions {
   meterOnRtu?: { baudRate: number };
   /** Host the TCP servers bind. Default 127.0.0.1. */
   host?: string;
-  /** TCP ports of server A (PV) and server B (battery + meter). Default 0: free ports. */
-  ports?: { pv?: number; gateway?: number };
+  /** TCP ports of server A (PV), server B (battery + meter + heat pump sub-meter), the EV charger and
+   * the heat pump. Default 0: free ports. */
+  ports?: { pv?: number; gateway?: number; ev?: number; heatPump?: number };
+  /** Add the flexible loads: an EV charger (Phoenix Contact), a heat pump (Lambda) and an Eastron
+   * SDM120 on its circuit. Default false: the SunSpec-only home (PV, battery, meter). */
+  flexibleLoads?: boolean;
+  /** An EV is plugged in at start, wanting this much energy. Default 15 000 Wh; 0 = no EV. */
+  evEnergyWantedWh?: number;
   /** SunSpec variants. Defaults: PV 'inverter' (1+103+120+123), battery 'inverter' (1+103+124), meter 'wye' (1+203). */
   variants?: { pv?: 'inverter' | 'der'; battery?: 'inverter' | 'der'; meter?: 'wye' | 'der' };
   /** Rated PV power. Default 8000. */
@@ -62,11 +75,21 @@ export class SimulatedHome {
   readonly pv: PvInverter;
   readonly battery: HomeBattery;
   readonly meter: SiteMeter;
+  /** The EV charging session (physics) and its Phoenix Contact controller; absent without flexibleLoads. */
+  readonly ev: EvCharging | undefined;
+  readonly evCharger: PhoenixEvCharger | undefined;
+  /** The heat pump (physics, 1R1C house) and its Lambda front end; absent without flexibleLoads. */
+  readonly heatPump: HeatPump | undefined;
+  readonly lambda: LambdaHeatPump | undefined;
+  /** The Eastron SDM120 on the heat pump's circuit (unit 3 behind gateway B). */
+  readonly hpMeter: Sdm120 | undefined;
   readonly devices: HomeDevice[] = [];
   readonly ticker: Ticker;
   private readonly ownsClock: boolean;
   private serverA: ModbusTcpServer | undefined;
   private serverB: ModbusTcpServer | undefined;
+  private serverEv: ModbusTcpServer | undefined;
+  private serverHp: ModbusTcpServer | undefined;
   private rtu: ModbusRtuServer | undefined;
   private pty: PtyPair | undefined;
   private readonly where = new Map<HomeDeviceId, { set(unitId: number, fault: Fault): void; unitId: number }>();
@@ -100,9 +123,31 @@ export class SimulatedHome {
     };
     if (options.baseLoadW !== undefined) meterOptions.baseLoadW = options.baseLoadW;
     this.meter = new SiteMeter(meterOptions);
+    if (options.flexibleLoads) {
+      this.ev = new EvCharging({ clock: this.clock, maxCurrentA: 16, phases: 3 });
+      const wanted = options.evEnergyWantedWh ?? 15_000;
+      if (wanted > 0) this.ev.plugIn({ energyWantedWh: wanted, socPct: 35 });
+      this.evCharger = new PhoenixEvCharger(this.ev);
+      this.heatPump = new HeatPump({ clock: this.clock, seed, initialIndoorC: 21 });
+      const clock = this.clock;
+      this.lambda = new LambdaHeatPump(this.heatPump, { now: () => clock.now() });
+      const hp = this.heatPump;
+      this.hpMeter = new Sdm120(() => hp.electricalPowerW);
+      const ev = this.ev;
+      this.meter.addLoad(() => ev.powerW);
+      this.meter.addLoad(() => hp.electricalPowerW);
+    }
     this.battery.setSurplusSource(() => this.pv.acPowerW - this.meter.loadW(this.clock.now()));
     this.ticker = new Ticker(this.clock, options.tickMs ?? 1000);
     this.ticker.add(this.pv);
+    if (this.ev && this.evCharger && this.heatPump && this.lambda && this.hpMeter) {
+      // Loads before the battery (its self-consumption follows them) and the meter (it sums them).
+      this.ticker.add(this.ev);
+      this.ticker.add(this.evCharger);
+      this.ticker.add(this.heatPump);
+      this.ticker.add(this.lambda);
+      this.ticker.add(this.hpMeter);
+    }
     this.ticker.add(this.battery);
     this.ticker.add(this.meter);
   }
@@ -134,6 +179,7 @@ export class SimulatedHome {
     this.serverB.addUnit(1, this.battery.sunspec.image);
     const b = this.serverB;
     if (!options.meterOnRtu) this.serverB.addUnit(2, this.meter.sunspec.image);
+    if (this.hpMeter) this.serverB.addUnit(3, this.hpMeter.image);
     await this.serverB.start();
     this.devices.push({ id: 'battery', class: 'battery', modbus: { host, port: b.port, unitId: 1 } });
     this.where.set('battery', { unitId: 1, set: (u, f) => b.setFault(u, f) });
@@ -150,6 +196,32 @@ export class SimulatedHome {
     } else {
       this.devices.push({ id: 'meter', class: 'meter', modbus: { host, port: b.port, unitId: 2 } });
       this.where.set('meter', { unitId: 2, set: (u, f) => b.setFault(u, f) });
+    }
+    await this.startProfileServers(options, host, seed);
+  }
+
+  private async startProfileServers(options: SimulatedHomeOptions, host: string, seed: number): Promise<void> {
+    const b = this.serverB!;
+    if (this.hpMeter) {
+      this.devices.push({ id: 'hp-meter', class: 'meter', profile: 'eastron-sdm120', modbus: { host, port: b.port, unitId: 3 } });
+      this.where.set('hp-meter', { unitId: 3, set: (u, f) => b.setFault(u, f) });
+    }
+    if (this.evCharger) {
+      const ev = new ModbusTcpServer({ host, port: options.ports?.ev ?? 0, seed: seed + 3 });
+      this.serverEv = ev;
+      // The controller answers whatever unit id it is asked with; evcc and the vendor use 255.
+      ev.addUnit(PHOENIX_UNIT_ID, this.evCharger.image);
+      await ev.start();
+      this.devices.push({ id: 'ev', class: 'ev-charger', profile: 'phoenix-ev-cc', modbus: { host, port: ev.port, unitId: PHOENIX_UNIT_ID } });
+      this.where.set('ev', { unitId: PHOENIX_UNIT_ID, set: (u, f) => ev.setFault(u, f) });
+    }
+    if (this.lambda) {
+      const hp = new ModbusTcpServer({ host, port: options.ports?.heatPump ?? 0, seed: seed + 4 });
+      this.serverHp = hp;
+      hp.addUnit(1, this.lambda.image);
+      await hp.start();
+      this.devices.push({ id: 'heat-pump', class: 'hvac', profile: 'lambda-eu-l', modbus: { host, port: hp.port, unitId: 1 } });
+      this.where.set('heat-pump', { unitId: 1, set: (u, f) => hp.setFault(u, f) });
     }
   }
 
@@ -173,6 +245,9 @@ export class SimulatedHome {
     this.battery.stop();
     await this.serverA?.stop();
     await this.serverB?.stop();
+    await this.serverEv?.stop();
+    await this.serverHp?.stop();
+    this.serverEv = this.serverHp = undefined;
     await this.rtu?.stop();
     await this.pty?.stop();
     this.serverA = this.serverB = this.rtu = undefined;

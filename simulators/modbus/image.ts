@@ -30,9 +30,74 @@ interface Block {
   readonly writable: Uint8Array;
 }
 
+/** A coil write from the bus (FC5). */
+export interface CoilWrite {
+  readonly address: number;
+  readonly value: boolean;
+}
+
+/** Device quirks of how the image answers on the bus. */
+export interface ImageQuirks {
+  /** Answer FC6 with exception 1 (devices that take writes only as FC16). */
+  refuseFc6?: boolean;
+  /** Largest register count of one read (e.g. 40 for Eastron meters); more → exception 3. */
+  maxReadRegisters?: number;
+  /** Reads that start or end inside a multi-register value are refused with exception 2: the
+   * addresses where a value starts (every other defined register is inside one). */
+  valueStarts?: ReadonlySet<number>;
+}
+
 export class RegisterImage {
   private readonly blocks: Block[] = [];
   private readonly hooks: WriteHook[] = [];
+  private readonly coils = new Map<number, { value: boolean; writable: boolean }>();
+  private readonly coilHooks: Array<(write: CoilWrite) => void> = [];
+  quirks: ImageQuirks = {};
+
+  /** Defines `count` coils from `start`, all off; `writable` ones accept FC5. */
+  defineCoils(start: number, count: number, writable = true): void {
+    for (let a = start; a < start + count; a++) this.coils.set(a, { value: false, writable });
+  }
+
+  /** True when the device has coils at all (devices without answer FC1/FC5 with exception 1). */
+  get supportsCoils(): boolean {
+    return this.coils.size > 0;
+  }
+
+  hasCoils(address: number, count: number): boolean {
+    for (let a = address; a < address + count; a++) if (!this.coils.has(a)) return false;
+    return true;
+  }
+
+  readCoils(address: number, count: number): boolean[] {
+    const out: boolean[] = [];
+    for (let a = address; a < address + count; a++) {
+      const c = this.coils.get(a);
+      if (!c) throw new RangeError(`coil ${a} is not defined`);
+      out.push(c.value);
+    }
+    return out;
+  }
+
+  /** Sets a coil directly (device side). */
+  setCoil(address: number, value: boolean): void {
+    const c = this.coils.get(address);
+    if (!c) throw new RangeError(`coil ${address} is not defined`);
+    c.value = value;
+  }
+
+  onCoilWrite(hook: (write: CoilWrite) => void): void {
+    this.coilHooks.push(hook);
+  }
+
+  /** A coil write from the bus: exception 2 for an undefined or read-only coil. */
+  writeCoilFromBus(address: number, value: boolean): number | undefined {
+    const c = this.coils.get(address);
+    if (!c || !c.writable) return ExceptionCode.IllegalDataAddress;
+    c.value = value;
+    for (const hook of this.coilHooks) hook({ address, value });
+    return undefined;
+  }
 
   /** Defines `length` registers from `start`, all zero and read-only. Blocks may not overlap. */
   defineBlock(start: number, length: number): void {

@@ -11,20 +11,53 @@ export function exceptionPdu(functionCode: number, code: number): Buffer {
 
 /**
  * Answers one request PDU (function code + data) from a register image; returns the response PDU.
- * Supported: FC3, FC4 (same image), FC6, FC16. Unknown function → exception 1; malformed PDU or a
+ * Supported: FC1 and FC5 (coils), FC3, FC4 (same image), FC6, FC16, with the image's quirks. Unknown function → exception 1; malformed PDU or a
  * count outside 1..125 (read) / 1..123 (write) or a byte count that does not match → exception 3 (as
  * the Modbus spec orders the checks); a register outside the image or read-only → exception 2.
  */
 export function handlePdu(image: RegisterImage, request: Buffer): Buffer {
   const fc = request[0] ?? 0;
+  const quirks = image.quirks;
   switch (fc) {
+    case 1: {
+      if (!image.supportsCoils) return exceptionPdu(fc, ExceptionCode.IllegalFunction);
+      if (request.length !== 5) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
+      const address = request.readUInt16BE(1);
+      const count = request.readUInt16BE(3);
+      if (count < 1 || count > 2000) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
+      if (!image.hasCoils(address, count)) return exceptionPdu(fc, ExceptionCode.IllegalDataAddress);
+      const bits = image.readCoils(address, count);
+      const out = Buffer.alloc(2 + Math.ceil(count / 8));
+      out[0] = fc;
+      out[1] = Math.ceil(count / 8);
+      bits.forEach((on, i) => {
+        if (on) out[2 + (i >> 3)] = out[2 + (i >> 3)]! | (1 << (i & 7));
+      });
+      return out;
+    }
+    case 5: {
+      if (!image.supportsCoils) return exceptionPdu(fc, ExceptionCode.IllegalFunction);
+      if (request.length !== 5) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
+      const address = request.readUInt16BE(1);
+      const raw = request.readUInt16BE(3);
+      if (raw !== 0xff00 && raw !== 0x0000) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
+      const code = image.writeCoilFromBus(address, raw === 0xff00);
+      if (code !== undefined) return exceptionPdu(fc, code);
+      return Buffer.from(request);
+    }
     case 3:
     case 4: {
       if (request.length !== 5) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
       const address = request.readUInt16BE(1);
       const count = request.readUInt16BE(3);
-      if (count < 1 || count > MAX_READ_REGISTERS) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
+      if (count < 1 || count > Math.min(MAX_READ_REGISTERS, quirks.maxReadRegisters ?? MAX_READ_REGISTERS)) {
+        return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
+      }
       if (address + count > 0x10000 || !image.isDefined(address, count)) {
+        return exceptionPdu(fc, ExceptionCode.IllegalDataAddress);
+      }
+      const starts = quirks.valueStarts;
+      if (starts && (!starts.has(address) || (image.isDefined(address + count) && !starts.has(address + count)))) {
         return exceptionPdu(fc, ExceptionCode.IllegalDataAddress);
       }
       const values = image.read(address, count);
@@ -35,6 +68,7 @@ export function handlePdu(image: RegisterImage, request: Buffer): Buffer {
       return out;
     }
     case 6: {
+      if (quirks.refuseFc6) return exceptionPdu(fc, ExceptionCode.IllegalFunction);
       if (request.length !== 5) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
       const address = request.readUInt16BE(1);
       const value = request.readUInt16BE(3);
