@@ -12,6 +12,10 @@ import type { Log } from '../drivers/log.js';
 import { createModbusBus } from '../drivers/modbus/index.js';
 import type { BusConnection, ModbusBus } from '../drivers/modbus/types.js';
 import { createSunSpecDevice } from '../drivers/sunspec/index.js';
+import { createProfileDevice, type ProfileDeviceSettings } from '../drivers/profiles/device.js';
+import { loadProfile } from '../drivers/profiles/load.js';
+import { createModbusProfileTransport } from '../drivers/profiles/modbus-transport.js';
+import type { Profile } from '../drivers/profiles/schema.js';
 import type { Config, DeviceConfig } from './config/schema.js';
 import { ControlLoop } from './control-loop.js';
 import { DeviceHandle, type AvailabilityChange } from './device-handle.js';
@@ -46,7 +50,17 @@ export const STORE_FILE = 'flexgate.db';
 export function busKey(connection: DeviceConfig['connection']): string {
   if (connection.tcp) return `tcp ${connection.tcp.host}:${connection.tcp.port}`;
   if (connection.rtu) return `rtu ${connection.rtu.path}`;
-  throw new Error('device connection has neither tcp nor rtu');
+  if (connection.mqtt) return `mqtt ${connection.mqtt.url ?? 'local'} ${connection.mqtt.topic}`;
+  throw new Error('device connection has neither tcp, rtu nor mqtt');
+}
+
+/** The installer's per-class settings of a device, as the profile class layer takes them. */
+function profileSettings(device: DeviceConfig): ProfileDeviceSettings {
+  return {
+    ...(device.evCharger ? { evCharger: device.evCharger } : {}),
+    ...(device.hvac ? { hvac: device.hvac } : {}),
+    ...(device.load ? { load: device.load } : {}),
+  };
 }
 
 function busConnection(connection: DeviceConfig['connection']): BusConnection {
@@ -75,6 +89,7 @@ export class Agent {
   private metering: Metering | undefined;
   private outbox: Outbox | undefined;
   private outboxStore: SqliteOutboxStore | undefined;
+  private readonly profiles = new Map<string, Profile>();
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -149,7 +164,12 @@ export class Agent {
     }
     await this.startMetering();
 
+    // Profiles are checked before anything starts: a broken profile is a configuration error.
     for (const device of config.devices) {
+      if (device.driver !== 'sunspec' && device.profile !== undefined) this.profiles.set(device.id, loadProfile(device.profile));
+    }
+    for (const device of config.devices) {
+      if (device.connection.mqtt) continue;
       const key = busKey(device.connection);
       if (!this.buses.has(key)) {
         this.buses.set(key, createModbusBus({ connection: busConnection(device.connection), clock, log: this.log }));
@@ -272,27 +292,30 @@ export class Agent {
   }
 
   private createHandle(device: DeviceConfig): DeviceHandle {
+    const log = this.log.child({ module: 'device', device: device.id });
+    const profile = this.profiles.get(device.id);
     const bus = this.buses.get(busKey(device.connection));
     if (!bus) throw new Error(`no bus for device ${device.id}`);
     const unit = bus.unit(device.unitId, {
       timeoutMs: device.timeoutMs,
       backoff: { failuresBeforeBackoff: 2, initialMs: device.pollIntervalMs, maxMs: Math.max(device.pollIntervalMs, device.offlineRetryMaxMs) },
+      ...(profile ? { maxReadRegisters: profile.modbus.maxReadRegisters } : {}),
     });
-    const log = this.log.child({ module: 'device', device: device.id });
-    return new DeviceHandle({
-      id: device.id,
-      deviceClass: device.class,
-      pollIntervalMs: device.pollIntervalMs,
-      log,
-      connect: (): Promise<Device> =>
-        createSunSpecDevice({
-          id: device.id,
-          deviceClass: device.class,
-          unit,
-          log,
-          ...(device.sunspec?.baseAddress !== undefined ? { baseAddress: device.sunspec.baseAddress } : {}),
-        }),
-    });
+    const clock = this.clock;
+    const connect = profile
+      ? async (): Promise<Device> => {
+          const transport = createModbusProfileTransport({ unit, profile });
+          return createProfileDevice({ id: device.id, profile, transport, settings: profileSettings(device), clock, log });
+        }
+      : (): Promise<Device> =>
+          createSunSpecDevice({
+            id: device.id,
+            deviceClass: device.class,
+            unit,
+            log,
+            ...(device.sunspec?.baseAddress !== undefined ? { baseAddress: device.sunspec.baseAddress } : {}),
+          });
+    return new DeviceHandle({ id: device.id, deviceClass: device.class, pollIntervalMs: device.pollIntervalMs, log, connect });
   }
 
   private async startLocalApi(): Promise<void> {

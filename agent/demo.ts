@@ -11,6 +11,7 @@ import { socatAvailable } from '../simulators/modbus/pty.js';
 import { startAnvil, type Anvil } from '../ledger-client/anvil.js';
 import { deployContracts, fund, type Deployment } from '../ledger-client/deploy.js';
 import { initGatewayKey, keyPath, loadGatewayKey, type GatewayKey } from './keys.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
 import { Agent } from './agent.js';
 import { configSchema, type Config, type ConfigInput } from './config/schema.js';
 import { renderLine, renderScreen } from './live-view.js';
@@ -40,10 +41,13 @@ export interface DemoChain {
 }
 
 export interface DemoManifest {
+  /** The aggregator's broker (the uplink). */
+  brokerUrl?: string;
   localBrokerUrl: string;
   rpcUrl?: string;
   chainId?: number;
   contracts?: { proofs: string; registry: string };
+  aggregator?: { address: string; privateKey: string };
   gateway: { name: string; address?: string };
   devices: Array<
     | { id: string; class: string; modbus: { host: string; port: number; unitId: number } }

@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { LineCounter, parseDocument, isMap, isSeq, isScalar, isPair, type Node } from 'yaml';
-import type { z } from 'zod';
+import { LineCounter, parseDocument } from 'yaml';
+import { closest, describeIssue, formatPath, knownKeysAt, position } from '../../drivers/yaml-problems.js';
 import { configSchema, type Config } from './schema.js';
 
 export interface ConfigProblem {
@@ -38,14 +38,7 @@ export function formatProblems(file: string, problems: readonly ConfigProblem[])
 
 export type PathSegment = string | number;
 
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const seg of path) {
-    if (typeof seg === 'number') out += `[${seg}]`;
-    else out += out === '' ? String(seg) : `.${String(seg)}`;
-  }
-  return out;
-}
+export { formatPath };
 
 /** Reads and validates a config file. Relative `gateway.dataDir` is taken relative to the file. */
 export function loadConfigFile(file: string): Config {
@@ -88,7 +81,7 @@ export function parseConfigText(text: string, file = 'flexgate.yaml'): Config {
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) {
         const path = [...issue.path, key];
-        const known = knownKeysAt(issue.path);
+        const known = knownKeysAt(configSchema, issue.path);
         const suggestion = closest(key, known);
         problems.push({
           path: formatPath(path),
@@ -104,124 +97,3 @@ export function parseConfigText(text: string, file = 'flexgate.yaml'): Config {
   throw new ConfigError(file, problems);
 }
 
-function describeFound(input: unknown): string {
-  if (input === undefined) return 'nothing';
-  if (input === null) return 'null';
-  if (typeof input === 'string') return JSON.stringify(input.length > 60 ? `${input.slice(0, 57)}...` : input);
-  if (typeof input === 'number' || typeof input === 'boolean') return String(input);
-  if (Array.isArray(input)) return `a list of ${input.length}`;
-  return 'a mapping';
-}
-
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const input = (issue as { input?: unknown }).input;
-  const found = `found ${describeFound(input)}`;
-  switch (issue.code) {
-    case 'invalid_type':
-      if (input === undefined) return `required, but missing (expected ${issue.expected})`;
-      return `expected ${issue.expected === 'number' && Number.isFinite(input) ? 'an integer' : issue.expected}, ${found}`;
-    case 'too_small':
-      if (issue.origin === 'array') return `${issue.message}, found ${describeFound(input)}`;
-      if (issue.origin === 'string') return `expected at least ${issue.minimum} characters, ${found}`;
-      return `expected ${issue.inclusive ? '≥' : '>'} ${issue.minimum}, ${found}`;
-    case 'too_big':
-      if (issue.origin === 'string') return `expected at most ${issue.maximum} characters, ${found}`;
-      return `expected ${issue.inclusive ? '≤' : '<'} ${issue.maximum}, ${found}`;
-    case 'invalid_value':
-      return `expected ${issue.values.length === 1 ? JSON.stringify(issue.values[0]) : `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`}, ${found}`;
-    case 'invalid_union':
-      return `${issue.message}, ${found}`;
-    case 'invalid_format':
-      return `${issue.message.startsWith('Invalid') ? `expected a valid ${issue.format}` : issue.message}, ${found}`;
-    case 'custom':
-      return input === undefined || typeof input === 'object' ? issue.message : `${issue.message}, ${found}`;
-    default:
-      return `${issue.message}, ${found}`;
-  }
-}
-
-/** Line and column of the node at `path` (or of its key, for unknown keys). */
-function position(
-  doc: ReturnType<typeof parseDocument>,
-  lineCounter: LineCounter,
-  path: readonly PropertyKey[],
-  wantKey: boolean,
-): { line?: number; column?: number } {
-  let node: unknown = doc.contents;
-  let last: Node | undefined = isNodeLike(node) ? node : undefined;
-  for (let i = 0; i < path.length; i++) {
-    const seg = path[i];
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === seg);
-      if (!pair) break;
-      if (wantKey && i === path.length - 1 && isNodeLike(pair.key)) {
-        last = pair.key;
-        break;
-      }
-      node = pair.value;
-    } else if (isSeq(node) && typeof seg === 'number') {
-      node = node.items[seg];
-    } else break;
-    if (isNodeLike(node)) last = node;
-  }
-  const offset = last?.range?.[0];
-  if (offset === undefined) return {};
-  const { line, col } = lineCounter.linePos(offset);
-  return { line, column: col };
-}
-
-function isNodeLike(n: unknown): n is Node {
-  return typeof n === 'object' && n !== null && 'range' in n;
-}
-
-/** The keys the schema allows at a path (walking the zod definition), for "did you mean". */
-function knownKeysAt(path: readonly PropertyKey[]): string[] {
-  let schema: z.core.$ZodType | undefined = configSchema;
-  const unwrap = (s: z.core.$ZodType | undefined): z.core.$ZodType | undefined => {
-    let cur = s;
-    for (let guard = 0; cur && guard < 10; guard++) {
-      const def = cur._zod.def as { type: string; innerType?: z.core.$ZodType; in?: z.core.$ZodType };
-      if ((def.type === 'optional' || def.type === 'default' || def.type === 'nullable' || def.type === 'prefault') && def.innerType) cur = def.innerType;
-      else if (def.type === 'pipe' && def.in) cur = def.in;
-      else break;
-    }
-    return cur;
-  };
-  schema = unwrap(schema);
-  for (const seg of path) {
-    if (!schema) return [];
-    const def = schema._zod.def as { type: string; shape?: Record<string, z.core.$ZodType>; element?: z.core.$ZodType };
-    if (def.type === 'object' && typeof seg === 'string' && def.shape) schema = unwrap(def.shape[seg]);
-    else if (def.type === 'array' && typeof seg === 'number' && def.element) schema = unwrap(def.element);
-    else return [];
-  }
-  const def = schema?._zod.def as { type: string; shape?: Record<string, unknown> } | undefined;
-  return def?.type === 'object' && def.shape ? Object.keys(def.shape) : [];
-}
-
-function closest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) {
-      bestDistance = d;
-      best = c;
-    }
-  }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 4)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const up = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = up;
-    }
-  }
-  return row[b.length]!;
-}

@@ -477,6 +477,7 @@ class UnitImpl implements ModbusUnit {
   private readonly backoff: ResolvedBackoff;
   private readonly useFc6: boolean;
   private readonly maxGapRegisters: number;
+  private readonly maxReadRegisters: number;
   /** Joins this device rejected (exception 2 on a merged read), per register kind. */
   private readonly rejectedJoins: Record<RegisterKind, Set<number>> = { holding: new Set(), input: new Set() };
   private consecutiveFailures = 0;
@@ -495,6 +496,7 @@ class UnitImpl implements ModbusUnit {
     this.timeoutMs = positiveInt('timeoutMs', options.timeoutMs ?? bus.timeoutMs);
     this.backoff = resolveBackoff(options.backoff, bus.unitBackoff);
     this.useFc6 = options.useFc6ForSingleRegister ?? false;
+    this.maxReadRegisters = options.maxReadRegisters ?? MAX_READ_REGISTERS;
     this.maxGapRegisters = positiveInt('maxGapRegisters', options.maxGapRegisters ?? 0, 0);
   }
 
@@ -592,7 +594,7 @@ class UnitImpl implements ModbusUnit {
     const key = (b: ReadBlock) => `${b.address}+${b.count}`;
     // Each round either succeeds, fails, or learns one more rejected join: bounded by the joins.
     for (;;) {
-      const blocks = planReads(ranges, { forbidden, maxGapRegisters });
+      const blocks = planReads(ranges, { forbidden, maxGapRegisters, maxRegisters: this.maxReadRegisters });
       const pending = blocks.filter((b) => !read.has(key(b)));
       const results = await Promise.allSettled(pending.map((b) => this.readRegisters(kind, b.address, b.count, options)));
       let learned = false;
@@ -619,6 +621,53 @@ class UnitImpl implements ModbusUnit {
     }
   }
 
+  readCoils(address: number, count: number, options: ReadOptions = {}): Promise<boolean[]> {
+    try {
+      checkAddress(address, count, 2000);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const unitId = this.unitId;
+    return this.bus.submit(this, {
+      priority: options.priority ?? 'poll',
+      functionCode: 1,
+      what: `FC1 ${address}+${count}`,
+      signal: options.signal,
+      send: (client, done) => client.writeFC1(unitId, address, count, done),
+      decode: (raw) => {
+        const data = (raw as { data?: unknown } | undefined)?.data;
+        // modbus-serial returns whole bytes of bits: the first `count` are the coils asked for.
+        if (!Array.isArray(data) || data.length < count) {
+          throw new BadDataError(`${this.label}: FC1 ${address}+${count}: answer has ${Array.isArray(data) ? data.length : 'no'} coils`);
+        }
+        return (data as unknown[]).slice(0, count).map((b) => b === true);
+      },
+    });
+  }
+
+  writeCoil(address: number, value: boolean, options: WriteOptions = {}): Promise<void> {
+    try {
+      checkAddress(address, 1, 1);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const unitId = this.unitId;
+    const what = `FC5 ${address}=${value ? 'on' : 'off'}`;
+    return this.bus.submit(this, {
+      priority: 'write',
+      functionCode: 5,
+      what,
+      signal: options.signal,
+      send: (client, done) => client.writeFC5(unitId, address, value, done),
+      decode: (raw) => {
+        const echo = raw as { address?: unknown; state?: unknown } | undefined;
+        if (echo?.address !== address || echo?.state !== value) {
+          throw new BadDataError(`${this.label}: ${what}: the answer does not echo the request (${JSON.stringify(echo)})`);
+        }
+      },
+    });
+  }
+
   writeRegisters(address: number, values: readonly number[], options: WriteOptions = {}): Promise<void> {
     try {
       checkAddress(address, values.length, MAX_WRITE_REGISTERS);
@@ -630,7 +679,8 @@ class UnitImpl implements ModbusUnit {
     }
     const unitId = this.unitId;
     const copy = [...values];
-    const single = this.useFc6 && copy.length === 1;
+    if (options.functionCode === 6 && copy.length !== 1) return Promise.reject(new RangeError(`${this.label}: FC6 writes exactly one register, not ${copy.length}`));
+    const single = options.functionCode !== undefined ? options.functionCode === 6 : this.useFc6 && copy.length === 1;
     const functionCode = single ? 6 : 16;
     const what = `FC${functionCode} ${address}+${copy.length}`;
     return this.bus.submit(this, {
@@ -646,6 +696,11 @@ class UnitImpl implements ModbusUnit {
       },
     });
   }
+}
+
+export interface CoilMethods {
+  readCoils(address: number, count: number, options?: ReadOptions): Promise<boolean[]>;
+  writeCoil(address: number, value: boolean, options?: WriteOptions): Promise<void>;
 }
 
 function checkAddress(address: number, count: number, max: number): void {

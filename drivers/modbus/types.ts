@@ -47,6 +47,9 @@ export interface ReadOptions {
 export interface WriteOptions {
   /** Abort waiting in the queue (a request already on the wire runs to its end or timeout). */
   signal?: AbortSignal;
+  /** `writeRegisters` only: FC6 (one register) or FC16, whatever the unit's default; devices that
+   * take only one of them need it. */
+  functionCode?: 6 | 16;
 }
 
 /** One device (unit id) on a bus. */
@@ -63,7 +66,12 @@ export interface ModbusUnit {
    * rejected before; a merged read the device rejects with exception 2 is split, retried within the
    * same call and not merged there again. Returns one array per requested range, in order. */
   readRanges(kind: RegisterKind, ranges: readonly RegisterRange[], options?: ReadOptions): Promise<Uint16Array[]>;
-  /** FC16 write (FC6 when `values.length === 1` and the unit is configured for it). Priority 'write'. */
+  /** FC1: `count` coils from `address`. */
+  readCoils(address: number, count: number, options?: ReadOptions): Promise<boolean[]>;
+  /** FC5: one coil. Priority 'write'. */
+  writeCoil(address: number, value: boolean, options?: WriteOptions): Promise<void>;
+  /** FC16 write (FC6 when `values.length === 1` and the unit is configured for it, or when
+   * `options.functionCode` says so). Priority 'write'. */
   writeRegisters(address: number, values: readonly number[], options?: WriteOptions): Promise<void>;
 }
 
@@ -88,6 +96,8 @@ export interface UnitOptions {
    * transaction. Default 0 (only adjacent or overlapping ranges are merged). A call's
    * `ReadOptions.maxGapRegisters` overrides it. */
   maxGapRegisters?: number;
+  /** Largest read `readRanges` plans for this unit (devices that accept fewer than 125, e.g. 40). */
+  maxReadRegisters?: number;
   /** Overrides the bus's unit back-off policy for this unit. */
   backoff?: UnitBackoffOptions;
 }

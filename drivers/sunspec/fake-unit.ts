@@ -93,6 +93,15 @@ export class FakeUnit implements ModbusUnit {
     return sliceRanges(ranges, blocks, data);
   }
 
+  /** SunSpec devices have no coils: answered as a device would (exception 1). */
+  readCoils(): Promise<boolean[]> {
+    return Promise.reject(new ModbusExceptionError(`${this.label}: FC1: illegal function`, 1, 1));
+  }
+
+  writeCoil(): Promise<void> {
+    return Promise.reject(new ModbusExceptionError(`${this.label}: FC5: illegal function`, 5, 1));
+  }
+
   async writeRegisters(address: number, values: readonly number[]): Promise<void> {
     this.transactions.push({ type: 'write', address, values: [...values] });
     for (let a = address; a < address + values.length; a++) {

@@ -45,6 +45,8 @@ function recording(unit: ModbusUnit): ModbusUnit & { readonly ranges: RegisterRa
       return unit.readRanges(kind, rs, options);
     },
     writeRegisters: (address, values, options) => unit.writeRegisters(address, values, options),
+    readCoils: (address, count, options) => unit.readCoils(address, count, options),
+    writeCoil: (address, value, options) => unit.writeCoil(address, value, options),
   };
 }
 

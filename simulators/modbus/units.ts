@@ -32,7 +32,8 @@ export class UnitTable {
   private readonly units = new Map<number, Unit>();
 
   add(unitId: number, image: RegisterImage): void {
-    if (!Number.isInteger(unitId) || unitId < 1 || unitId > 247) throw new RangeError(`bad unit id ${unitId}`);
+    // 248-255 are reserved on RS-485 but used over TCP (e.g. 255 by gateways and EV controllers).
+    if (!Number.isInteger(unitId) || unitId < 1 || unitId > 255) throw new RangeError(`bad unit id ${unitId}`);
     if (this.units.has(unitId)) throw new Error(`unit ${unitId} already present`);
     this.units.set(unitId, { unitId, image, fault: { kind: 'none' } });
   }
