@@ -76,7 +76,10 @@ export function demoConfig(home: SimulatedHome, dataDir: string, chain?: DemoCha
     devices: home.devices.map((d) => ({
       id: d.id,
       class: d.class,
-      driver: 'sunspec' as const,
+      ...(d.profile ? { driver: 'profile' as const, profile: d.profile } : { driver: 'sunspec' as const }),
+      ...(d.id === 'hp-meter' ? { role: 'submeter' as const } : {}),
+      ...(d.class === 'ev-charger' ? { evCharger: { phases: 3 as const, minCurrentA: 6, maxCurrentA: 16, voltageV: 230 } } : {}),
+      ...(d.class === 'hvac' ? { hvac: { ratedPowerW: 2500, comfortMinC: 20, comfortMaxC: 22.5, maxOffsetC: 3 } } : {}),
       connection: d.modbus
         ? { tcp: { host: d.modbus.host, port: d.modbus.port } }
         : { rtu: { path: d.rtu!.path, baudRate: d.rtu!.baudRate, parity: 'none' as const, dataBits: 8 as const, stopBits: 1 as const } },
@@ -94,7 +97,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const useRtu = options.rtu && socatAvailable();
   out.write(
     'flexgate demo: the built-in SIMULATED home (no real devices) — SunSpec PV inverter and battery on Modbus TCP, ' +
-      `site meter on ${useRtu ? `a simulated RS-485 line (${RTU_BAUD_RATE} baud)` : 'Modbus TCP'}, an embedded MQTT broker, and the agent.\n`,
+      `site meter on ${useRtu ? `a simulated RS-485 line (${RTU_BAUD_RATE} baud)` : 'Modbus TCP'}, an EV charger (Phoenix Contact), a heat pump (Lambda) ` +
+      'with its Eastron sub-meter, an embedded MQTT broker, and the agent.\n',
   );
   if (options.rtu && !useRtu) out.write('note: socat is not installed, so the meter is on Modbus TCP instead of RS-485 (apt-get install socat).\n');
   const dataDir = resolve(options.dataDir ?? join('.flexgate', 'demo'));
@@ -115,7 +119,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     anvil = undefined;
     out.write(`note: no local chain (${err instanceof Error ? err.message.split('\n')[0] : String(err)}): running without metering proofs.\n`);
   }
-  const home = await SimulatedHome.start({ speed: options.speed, seed: Date.now() % 1000, variants: { battery: 'der' }, ...(useRtu ? { meterOnRtu: { baudRate: RTU_BAUD_RATE } } : {}) });
+  const home = await SimulatedHome.start({ speed: options.speed, seed: Date.now() % 1000, variants: { battery: 'der' }, flexibleLoads: true, ...(useRtu ? { meterOnRtu: { baudRate: RTU_BAUD_RATE } } : {}) });
   const config = demoConfig(home, dataDir, chain);
   const agent = new Agent({ config, log });
   const controller = new AbortController();
