@@ -8,12 +8,16 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Device } from '../drivers/classes.js';
 import { systemClock, type Clock } from '../drivers/clock.js';
+import { DisconnectedError } from '../drivers/errors.js';
 import type { Log } from '../drivers/log.js';
 import { createModbusBus } from '../drivers/modbus/index.js';
 import type { BusConnection, ModbusBus } from '../drivers/modbus/types.js';
 import { createSunSpecDevice } from '../drivers/sunspec/index.js';
 import { createProfileDevice, type ProfileDeviceSettings } from '../drivers/profiles/device.js';
-import { loadProfile } from '../drivers/profiles/load.js';
+import { createMqttProfileTransport } from '../drivers/mqtt/transport.js';
+import type { ProfileTransport } from '../drivers/profiles/transport.js';
+import { loadDeviceProfiles } from './config/profiles.js';
+import { formatProblems } from './config/load.js';
 import { createModbusProfileTransport } from '../drivers/profiles/modbus-transport.js';
 import type { Profile } from '../drivers/profiles/schema.js';
 import type { Config, DeviceConfig } from './config/schema.js';
@@ -90,6 +94,7 @@ export class Agent {
   private outbox: Outbox | undefined;
   private outboxStore: SqliteOutboxStore | undefined;
   private readonly profiles = new Map<string, Profile>();
+  private readonly transports: ProfileTransport[] = [];
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -165,9 +170,9 @@ export class Agent {
     await this.startMetering();
 
     // Profiles are checked before anything starts: a broken profile is a configuration error.
-    for (const device of config.devices) {
-      if (device.driver !== 'sunspec' && device.profile !== undefined) this.profiles.set(device.id, loadProfile(device.profile));
-    }
+    const { profiles, problems } = loadDeviceProfiles(config);
+    if (problems.length > 0) throw new Error(`device profiles:\n${formatProblems('config', problems)}`);
+    for (const [id, profile] of profiles) this.profiles.set(id, profile);
     for (const device of config.devices) {
       if (device.connection.mqtt) continue;
       const key = busKey(device.connection);
@@ -230,6 +235,7 @@ export class Agent {
       this.log.error({ err }, 'could not write the last readings');
     }
     await Promise.all([...this.buses.values()].map((bus) => bus.stop()));
+    await Promise.all(this.transports.map((t) => t.stop().catch((err: unknown) => this.log.warn({ err }, 'device transport did not stop cleanly'))));
     await this.localApi?.stop().catch((err: unknown) => this.log.warn({ err }, 'local API did not stop cleanly'));
     await this.broker?.close();
     this.store?.close();
@@ -294,12 +300,29 @@ export class Agent {
   private createHandle(device: DeviceConfig): DeviceHandle {
     const log = this.log.child({ module: 'device', device: device.id });
     const profile = this.profiles.get(device.id);
+    const mqttConnection = device.connection.mqtt;
+    if (mqttConnection && profile?.mqtt) {
+      const section = profile.mqtt;
+      const clock = this.clock;
+      let transport: ProfileTransport | undefined;
+      const connect = async (): Promise<Device> => {
+        if (!transport) {
+          const url = mqttConnection.url ?? this.localBrokerUrl;
+          if (!url) throw new DisconnectedError(`${device.id}: no broker: set connection.mqtt.url or configure localApi.mqtt`);
+          transport = createMqttProfileTransport({ section, topic: mqttConnection.topic, url, username: mqttConnection.username, password: mqttConnection.password, clock, log });
+          this.transports.push(transport);
+          await transport.start();
+        }
+        return createProfileDevice({ id: device.id, profile, transport, settings: profileSettings(device), clock, log });
+      };
+      return new DeviceHandle({ id: device.id, deviceClass: device.class, pollIntervalMs: device.pollIntervalMs, log, connect });
+    }
     const bus = this.buses.get(busKey(device.connection));
     if (!bus) throw new Error(`no bus for device ${device.id}`);
     const unit = bus.unit(device.unitId, {
       timeoutMs: device.timeoutMs,
       backoff: { failuresBeforeBackoff: 2, initialMs: device.pollIntervalMs, maxMs: Math.max(device.pollIntervalMs, device.offlineRetryMaxMs) },
-      ...(profile ? { maxReadRegisters: profile.modbus.maxReadRegisters } : {}),
+      ...(profile?.modbus ? { maxReadRegisters: profile.modbus.maxReadRegisters } : {}),
     });
     const clock = this.clock;
     const connect = profile

@@ -29,6 +29,9 @@ Usage:
                                           and anchor (PROTOCOL.md §5), as JSON on stdout
   flexgate proof verify FILE [--config FILE | --rpc-url URL --chain-id N --registry ADDR]
                                           checks an export against the chain; exit 1 if anything fails
+  flexgate orders [--config FILE] [--id ORDERID] [--limit N] [--json]
+                                          dispatch orders received, newest first (with their state
+                                          and statuses), or one order's whole audit trail
   flexgate keys init [--config FILE | --data-dir DIR]
                                           make this gateway's key (once; never replaces one)
   flexgate keys show [--config FILE | --data-dir DIR]
@@ -162,6 +165,15 @@ export async function main(argv: string[]): Promise<number> {
         return runProofVerify(positionals[0], chain);
       }
       throw new UsageError(`flexgate proof: expected "export" or "verify", found ${sub === undefined ? 'nothing' : `"${sub}"`}`);
+    }
+    case 'orders': {
+      const { values } = parse(rest, { config: { type: 'string', short: 'c' }, id: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
+      const limit = values.limit === undefined ? 20 : Number(values.limit);
+      if (!Number.isSafeInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a positive integer, found "${values.limit}"`);
+      if (values.id !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(values.id)) throw new UsageError(`--id: expected an orderId (0x and 64 hex digits), found "${values.id}"`);
+      const config = loadConfigFile(requireConfig(values.config));
+      const { runOrders } = await import('./dispatch/orders-cli.js');
+      return runOrders(config, { ...(values.id !== undefined ? { id: values.id } : {}), limit, json: values.json ?? false });
     }
     case 'keys': {
       const [sub, ...args] = rest;

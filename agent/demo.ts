@@ -52,6 +52,7 @@ export interface DemoManifest {
   devices: Array<
     | { id: string; class: string; modbus: { host: string; port: number; unitId: number } }
     | { id: string; class: string; rtu: { path: string; baudRate: number; unitId: number } }
+    | { id: string; class: string; mqtt: { stateTopic: string; commandTopic: string } }
   >;
 }
 
@@ -76,14 +77,17 @@ export function demoConfig(home: SimulatedHome, dataDir: string, chain?: DemoCha
     devices: home.devices.map((d) => ({
       id: d.id,
       class: d.class,
-      ...(d.profile ? { driver: 'profile' as const, profile: d.profile } : { driver: 'sunspec' as const }),
+      ...(d.profile ? { driver: d.mqtt ? ('mqtt' as const) : ('profile' as const), profile: d.profile } : { driver: 'sunspec' as const }),
       ...(d.id === 'hp-meter' ? { role: 'submeter' as const } : {}),
       ...(d.class === 'ev-charger' ? { evCharger: { phases: 3 as const, minCurrentA: 6, maxCurrentA: 16, voltageV: 230 } } : {}),
       ...(d.class === 'hvac' ? { hvac: { ratedPowerW: 2500, comfortMinC: 20, comfortMaxC: 22.5, maxOffsetC: 3 } } : {}),
+      ...(d.class === 'load' ? { load: { ratedPowerW: 2000, minOnMs: 60_000, minOffMs: 60_000 } } : {}),
       connection: d.modbus
         ? { tcp: { host: d.modbus.host, port: d.modbus.port } }
-        : { rtu: { path: d.rtu!.path, baudRate: d.rtu!.baudRate, parity: 'none' as const, dataBits: 8 as const, stopBits: 1 as const } },
-      unitId: d.modbus?.unitId ?? d.rtu!.unitId,
+        : d.mqtt
+          ? { mqtt: { topic: d.mqtt.topic } }
+          : { rtu: { path: d.rtu!.path, baudRate: d.rtu!.baudRate, parity: 'none' as const, dataBits: 8 as const, stopBits: 1 as const } },
+      unitId: d.modbus?.unitId ?? d.rtu?.unitId ?? 1,
       pollIntervalMs: 1000,
       // The RS-485 line at 9600 baud needs ~60 ms for a meter read; leave room for a slow answer.
       timeoutMs: 1000,
@@ -132,12 +136,20 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   try {
     await agent.start(controller.signal);
     await agent.localApiConnected(controller.signal);
+    // The water heater's smart plug talks to the gateway's broker, like a real one on the LAN.
+    await home.startMqttDevices(agent.localBrokerUrl!);
     const manifestPath = join(dataDir, 'demo.json');
     writeManifest(manifestPath, {
       localBrokerUrl: agent.localBrokerUrl!,
       ...(chain ? { rpcUrl: chain.rpcUrl, chainId: chain.chainId, contracts: { proofs: chain.contracts.proofs, registry: chain.contracts.registry } } : {}),
       gateway: { name: DEMO_GATEWAY_NAME, address: key.address },
-      devices: home.devices.map((d) => (d.modbus ? { id: d.id, class: d.class, modbus: d.modbus } : { id: d.id, class: d.class, rtu: d.rtu! })),
+      devices: home.devices.map((d) =>
+        d.modbus
+          ? { id: d.id, class: d.class, modbus: d.modbus }
+          : d.mqtt
+            ? { id: d.id, class: d.class, mqtt: { stateTopic: d.mqtt.stateTopic, commandTopic: d.mqtt.commandTopic } }
+            : { id: d.id, class: d.class, rtu: d.rtu! },
+      ),
     });
     out.write(`manifest: ${manifestPath}\n`);
     out.write(`local MQTT API: ${agent.localBrokerUrl} (topics ${agent.localTopicPrefix}/#), store: ${agent.storePath}, log: ${join(dataDir, 'flexgate.log')}\n`);

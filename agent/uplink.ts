@@ -3,10 +3,19 @@
  * (stable client id, clean session off, QoS 1), the retained status topic with a last will, retained
  * topics republished after every reconnect. The agent works on while the uplink is down; QoS 1
  * messages published meanwhile wait in the client's queue.
+ *
+ * Orders: `onOrder(handler)` subscribes to `flex/v1/gw/{gateway}/order` at QoS 1 (on every connect,
+ * so a broker that lost the session gets the subscription again); the handler gets each payload's
+ * raw bytes and must only queue them (agent/dispatch/intake.ts). Orders sent while the gateway was
+ * briefly offline are delivered when it returns (the broker keeps them for the persistent session).
+ *
+ * Statuses: `publishConfirmed(suffix, payload)` resolves on the broker's PUBACK; `statusTransport()`
+ * is what agent/dispatch/statuses.ts publishes through.
  */
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Log } from '../drivers/log.js';
+import type { StatusTransport } from './dispatch/statuses.js';
 
 export interface UplinkOptions {
   url: string;
@@ -20,14 +29,75 @@ export interface UplinkOptions {
   now: () => number;
 }
 
+/** The uplink is not started (or stopped): nothing can be published. */
+export class UplinkDownError extends Error {
+  override readonly name = 'UplinkDownError';
+}
+
 export class Uplink {
   private client: MqttClient | undefined;
   private readonly retained = new Map<string, string>();
   private stopping: Promise<void> | undefined;
+  private readonly orderHandlers = new Set<(raw: Uint8Array) => void>();
+  private readonly connectListeners = new Set<() => void>();
   readonly topicPrefix: string;
+  /** `flex/v1/gw/{gateway}/order` */
+  readonly orderTopic: string;
 
   constructor(private readonly options: UplinkOptions) {
     this.topicPrefix = `flex/v1/gw/${options.gateway.toLowerCase()}`;
+    this.orderTopic = `${this.topicPrefix}/order`;
+  }
+
+  /** True while connected to the broker. */
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  /**
+   * Receives every payload published on the order topic, as raw bytes, inside the MQTT callback:
+   * the handler must only queue them. Subscribes at QoS 1 (now if connected, and on every connect).
+   * Returns a function that removes the handler.
+   */
+  onOrder(handler: (raw: Uint8Array) => void): () => void {
+    this.orderHandlers.add(handler);
+    if (this.client?.connected) this.subscribeOrders(this.client);
+    return () => this.orderHandlers.delete(handler);
+  }
+
+  /** `listener` runs after every (re)connect, after the subscriptions and retained topics are sent. */
+  onConnect(listener: () => void): () => void {
+    this.connectListeners.add(listener);
+    return () => this.connectListeners.delete(listener);
+  }
+
+  /** The ack topic as agent/dispatch/statuses.ts needs it. */
+  statusTransport(): StatusTransport {
+    const uplink = this;
+    return {
+      get connected() {
+        return uplink.connected;
+      },
+      publishStatus: (payload) => this.publishConfirmed('ack', payload),
+      onConnect: (listener) => this.onConnect(listener),
+    };
+  }
+
+  /**
+   * QoS 1, not retained; resolves when the broker acknowledged it (PUBACK). Rejects with
+   * UplinkDownError when the uplink is not started, or with the client's error.
+   */
+  async publishConfirmed(suffix: string, payload: string): Promise<void> {
+    const client = this.client;
+    if (!client) throw new UplinkDownError('uplink not started');
+    await client.publishAsync(`${this.topicPrefix}/${suffix}`, payload, { qos: 1 });
+  }
+
+  private subscribeOrders(client: MqttClient): void {
+    if (this.orderHandlers.size === 0) return;
+    client.subscribe(this.orderTopic, { qos: 1 }, (err) => {
+      if (err) this.options.log.error({ err: err.message, topic: this.orderTopic }, 'could not subscribe to orders; retrying at the next connect');
+    });
   }
 
   start(): void {
@@ -53,8 +123,26 @@ export class Uplink {
     this.client = client;
     client.on('connect', () => {
       options.log.info({ url: options.url }, 'uplink connected');
+      this.subscribeOrders(client);
       this.setRetained(statusTopic, { online: true, version: options.version, at: options.now() });
       for (const [topic, payload] of this.retained) client.publish(topic, payload, { qos: 1, retain: true });
+      for (const listener of this.connectListeners) {
+        try {
+          listener();
+        } catch (err) {
+          options.log.error({ err }, 'uplink connect listener failed');
+        }
+      }
+    });
+    client.on('message', (topic, payload) => {
+      if (topic !== this.orderTopic) return;
+      for (const handler of this.orderHandlers) {
+        try {
+          handler(payload);
+        } catch (err) {
+          options.log.error({ err }, 'order handler failed');
+        }
+      }
     });
     client.on('offline', () => options.log.warn({ url: options.url }, 'uplink unreachable; working locally and retrying'));
     client.on('error', (err) => options.log.warn({ err: err.message }, 'uplink error'));

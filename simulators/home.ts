@@ -12,17 +12,21 @@ import { HeatPump } from './devices/heat-pump.js';
 import { LambdaHeatPump } from './devices/lambda-heat-pump.js';
 import { PHOENIX_UNIT_ID, PhoenixEvCharger } from './devices/phoenix-ev.js';
 import { Sdm120 } from './devices/sdm120.js';
+import { WaterHeater } from './devices/water-heater.js';
+import { ShellyPlug, type MqttFault } from './mqtt/shelly-plug.js';
 
-export type HomeDeviceId = 'pv' | 'battery' | 'meter' | 'ev' | 'heat-pump' | 'hp-meter';
+export type HomeDeviceId = 'pv' | 'battery' | 'meter' | 'ev' | 'heat-pump' | 'hp-meter' | 'water-heater';
 
 export interface HomeDevice {
   id: HomeDeviceId;
-  class: 'pv' | 'battery' | 'meter' | 'ev-charger' | 'hvac';
+  class: 'pv' | 'battery' | 'meter' | 'ev-charger' | 'hvac' | 'load';
   /** The vendor profile that describes the device (non-SunSpec devices). */
   profile?: string;
   modbus?: { host: string; port: number; unitId: number };
   /** `path` is the side of the pty pair the agent opens. */
   rtu?: { path: string; baudRate: number; unitId: number };
+  /** MQTT devices: the device's topic prefix and its state and command topics. */
+  mqtt?: { topic: string; stateTopic: string; commandTopic: string };
 }
 
 export interface SimulatedHomeOptions {
@@ -83,6 +87,9 @@ export class SimulatedHome {
   readonly lambda: LambdaHeatPump | undefined;
   /** The Eastron SDM120 on the heat pump's circuit (unit 3 behind gateway B). */
   readonly hpMeter: Sdm120 | undefined;
+  /** The water heater and the Shelly plug that switches it (MQTT, after startMqttDevices). */
+  readonly waterHeater: WaterHeater | undefined;
+  readonly plug: ShellyPlug | undefined;
   readonly devices: HomeDevice[] = [];
   readonly ticker: Ticker;
   private readonly ownsClock: boolean;
@@ -136,6 +143,10 @@ export class SimulatedHome {
       const ev = this.ev;
       this.meter.addLoad(() => ev.powerW);
       this.meter.addLoad(() => hp.electricalPowerW);
+      const heater = new WaterHeater({ clock: this.clock, seed });
+      this.waterHeater = heater;
+      this.plug = new ShellyPlug({ clock: this.clock, load: heater, prefix: 'shellyplusplugs-d4d4daecf1a0' });
+      this.meter.addLoad(() => heater.powerW);
     }
     this.battery.setSurplusSource(() => this.pv.acPowerW - this.meter.loadW(this.clock.now()));
     this.ticker = new Ticker(this.clock, options.tickMs ?? 1000);
@@ -147,6 +158,10 @@ export class SimulatedHome {
       this.ticker.add(this.heatPump);
       this.ticker.add(this.lambda);
       this.ticker.add(this.hpMeter);
+      if (this.waterHeater && this.plug) {
+        this.ticker.add(this.waterHeater);
+        this.ticker.add(this.plug);
+      }
     }
     this.ticker.add(this.battery);
     this.ticker.add(this.meter);
@@ -223,6 +238,25 @@ export class SimulatedHome {
       this.devices.push({ id: 'heat-pump', class: 'hvac', profile: 'lambda-eu-l', modbus: { host, port: hp.port, unitId: 1 } });
       this.where.set('heat-pump', { unitId: 1, set: (u, f) => hp.setFault(u, f) });
     }
+    const plug = this.plug;
+    if (plug) {
+      // On MQTT: it shows up once startMqttDevices connects it to a broker.
+      this.devices.push({ id: 'water-heater', class: 'load', profile: 'shelly-plus-plug-s', mqtt: { topic: plug.prefix, stateTopic: plug.stateTopic, commandTopic: plug.commandTopic } });
+    }
+  }
+
+  /** Connects the MQTT devices (the Shelly plug of the water heater) to a broker, e.g. the gateway's. */
+  async startMqttDevices(url: string): Promise<void> {
+    const plug = this.plug;
+    if (!plug) throw new Error('the home has no MQTT devices (start it with flexibleLoads)');
+    await plug.start(url);
+  }
+
+  /** Fault control of the MQTT plug: stale values, malformed JSON, a missing field. */
+  mqttFaults(): { set(fault: MqttFault): void; clear(): void } {
+    const plug = this.plug;
+    if (!plug) throw new Error('the home has no MQTT devices');
+    return { set: (f) => plug.setFault(f), clear: () => plug.setFault({ kind: 'none' }) };
   }
 
   device(id: HomeDeviceId): HomeDevice {
@@ -241,6 +275,7 @@ export class SimulatedHome {
   /** Stops the physics, closes every server and kills socat. Safe to call twice. */
   async stop(): Promise<void> {
     this.ticker.stop();
+    await this.plug?.stop();
     this.pv.stop();
     this.battery.stop();
     await this.serverA?.stop();

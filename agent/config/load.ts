@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { closest, describeIssue, formatPath, knownKeysAt, position } from '../../drivers/yaml-problems.js';
+import { loadDeviceProfiles } from './profiles.js';
 import { configSchema, type Config } from './schema.js';
 
 export interface ConfigProblem {
@@ -51,9 +52,16 @@ export function loadConfigFile(file: string): Config {
     throw new ConfigError(file, [{ path: '', message: `cannot read config: ${why}` }]);
   }
   const config = parseConfigText(text, file);
+  const base = dirname(resolve(file));
   if (!isAbsolute(config.gateway.dataDir)) {
-    config.gateway.dataDir = resolve(dirname(resolve(file)), config.gateway.dataDir);
+    config.gateway.dataDir = resolve(base, config.gateway.dataDir);
   }
+  // A profile given as a path (not a shipped name) is taken relative to the config file.
+  for (const device of config.devices) {
+    if (device.profile !== undefined && /[/\\.]/.test(device.profile) && !isAbsolute(device.profile)) device.profile = resolve(base, device.profile);
+  }
+  const { problems } = loadDeviceProfiles(config);
+  if (problems.length > 0) throw new ConfigError(file, problems);
   return config;
 }
 

@@ -54,3 +54,12 @@ export interface RestoreLedger {
   markRestored(deviceId: string): void;
   changedDevices(): string[];
 }
+
+/**
+ * Where the dispatcher records every setpoint it writes (one row each): the order book's audit log
+ * (agent/store/audit-log.ts `AuditLog`) implements it. `orderKey` is the ActiveOrder's key, or
+ * undefined for a write that belongs to no order (a restore after a restart).
+ */
+export interface SetpointAudit {
+  setpoint(orderKey: string | undefined, deviceId: string, what: string, value: number, ok: boolean, error?: string): void;
+}

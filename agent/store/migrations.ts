@@ -165,6 +165,107 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX outbox_items_tx ON outbox_items (tx_id) WHERE tx_id IS NOT NULL;
     `,
   },
+  {
+    version: 4,
+    name: 'dispatch: sequences, orders, statuses, audit log, changed devices',
+    up: `
+      -- PROTOCOL.md §3: the highest sequence that passed checks 1–6, per (aggregator, gateway).
+      -- Raised in the transaction that decides on the order, before any status is sent.
+      CREATE TABLE dispatch_sequences (
+        aggregator    TEXT NOT NULL,
+        gateway       TEXT NOT NULL,
+        last_sequence INTEGER NOT NULL CHECK (last_sequence >= 0),
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (aggregator, gateway)
+      ) STRICT, WITHOUT ROWID;
+
+      -- one row per accepted version of an order (orderId, modification). CANCELs are not versions:
+      -- they end the live version and leave their modification in cancel_modification.
+      -- state: accepted (waiting for its start or running, STARTED not yet sent) → started, then
+      -- completed / cancelled / superseded / aborted. end_ms: the window end, or when a newer order
+      -- of the same aggregator takes over (end_status 7 = SUPERSEDED at end_ms, else 3 = COMPLETED).
+      CREATE TABLE dispatch_orders (
+        order_key           TEXT PRIMARY KEY,
+        order_id            TEXT NOT NULL,
+        modification        INTEGER NOT NULL CHECK (modification >= 0),
+        aggregator          TEXT NOT NULL,
+        sequence            INTEGER NOT NULL,
+        signal              INTEGER NOT NULL CHECK (signal BETWEEN 1 AND 4),
+        value_w             INTEGER NOT NULL,
+        price_micros        INTEGER NOT NULL,
+        auction_id          TEXT NOT NULL,
+        window_start_ms     INTEGER NOT NULL,
+        window_end_ms       INTEGER NOT NULL,
+        random_offset_ms    INTEGER NOT NULL CHECK (random_offset_ms >= 0),
+        effective_start_ms  INTEGER NOT NULL,
+        end_ms              INTEGER NOT NULL,
+        end_status          INTEGER NOT NULL CHECK (end_status IN (3, 7)),
+        ramp_ms             INTEGER NOT NULL,
+        accepted_at_ms      INTEGER NOT NULL,
+        state               TEXT NOT NULL CHECK (state IN ('accepted', 'started', 'completed', 'cancelled', 'superseded', 'aborted')),
+        started_at_ms       INTEGER,
+        ended_at_ms         INTEGER,
+        delivered_wh        INTEGER,
+        safety_limited      INTEGER NOT NULL DEFAULT 0 CHECK (safety_limited IN (0, 1)),
+        cancel_modification INTEGER,
+        envelope            TEXT NOT NULL,
+        UNIQUE (order_id, modification),
+        CHECK ((state IN ('accepted', 'started')) = (ended_at_ms IS NULL))
+      ) STRICT;
+      CREATE INDEX dispatch_orders_live ON dispatch_orders (state) WHERE state IN ('accepted', 'started');
+
+      -- every OrderStatus, signed and stored BEFORE it is published; at most one per
+      -- (orderId, modification, status). id = the order they are sent in. sent_at_ms: PUBACK.
+      CREATE TABLE dispatch_statuses (
+        id              INTEGER PRIMARY KEY,
+        order_id        TEXT NOT NULL,
+        modification    INTEGER NOT NULL,
+        status          INTEGER NOT NULL,
+        reason          INTEGER NOT NULL,
+        at_ms           INTEGER NOT NULL,
+        delivered_wh    INTEGER NOT NULL,
+        payload         TEXT NOT NULL,
+        created_at_ms   INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_attempt_ms INTEGER,
+        sent_at_ms      INTEGER,
+        UNIQUE (order_id, modification, status)
+      ) STRICT;
+      CREATE INDEX dispatch_statuses_unsent ON dispatch_statuses (id) WHERE sent_at_ms IS NULL;
+
+      -- the audit log: one row per order received (raw bytes, signer, verdict, reason), per decision,
+      -- per setpoint written and per status sent
+      CREATE TABLE dispatch_audit (
+        id           INTEGER PRIMARY KEY,
+        at_ms        INTEGER NOT NULL,
+        kind         TEXT NOT NULL CHECK (kind IN ('received', 'accepted', 'superseded', 'cancelled', 'started', 'completed', 'aborted', 'setpoint', 'status_sent')),
+        order_id     TEXT,
+        modification INTEGER,
+        order_key    TEXT,
+        raw          BLOB,
+        raw_bytes    INTEGER,
+        signer       TEXT,
+        verdict      TEXT CHECK (verdict IN ('accepted', 'rejected')),
+        reason       INTEGER,
+        status       INTEGER,
+        delivered_wh INTEGER,
+        device_id    TEXT,
+        what         TEXT,
+        value        REAL,
+        ok           INTEGER CHECK (ok IN (0, 1)),
+        detail       TEXT
+      ) STRICT;
+      CREATE INDEX dispatch_audit_order ON dispatch_audit (order_id, id) WHERE order_id IS NOT NULL;
+      CREATE INDEX dispatch_audit_received ON dispatch_audit (id) WHERE kind = 'received';
+
+      -- devices flexgate has changed and not yet restored (RestoreLedger): written before the
+      -- first write that changes a device, deleted once its restore is confirmed
+      CREATE TABLE changed_devices (
+        device_id     TEXT PRIMARY KEY,
+        changed_at_ms INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
 ];
 
 export function latestVersion(list: readonly Migration[]): number {

@@ -34,8 +34,13 @@ describe('openStore', () => {
     expect(db.pragma('busy_timeout', { simple: true })).toBe(5000);
     const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all();
     expect(tables).toEqual([
+      'changed_devices',
       'device_availability',
       'devices',
+      'dispatch_audit',
+      'dispatch_orders',
+      'dispatch_sequences',
+      'dispatch_statuses',
       'meter_leaves',
       'meter_proofs',
       'outbox_items',

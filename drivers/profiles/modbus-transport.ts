@@ -7,6 +7,8 @@ import { BadDataError, RefusedError } from '../errors.js';
 import type { ModbusUnit, RegisterKind, RegisterRange } from '../modbus/types.js';
 import { decodeRegisters, encodeRegisters } from './codec.js';
 import { encodingRegisters, isSequenceAction, type Profile, type RegisterSource } from './schema.js';
+
+type ModbusSection = NonNullable<Profile['modbus']>;
 import type { ProfileTransport, SourceSnapshot, SourceValue } from './transport.js';
 
 export interface ModbusProfileTransportOptions {
@@ -27,12 +29,15 @@ export function createModbusProfileTransport(options: ModbusProfileTransportOpti
 class ModbusProfileTransport implements ProfileTransport {
   private readonly byKind: Record<RegisterKind, RegisterPoint[]> = { holding: [], input: [] };
   private readonly coils: Array<{ name: string; address: number }> = [];
+  private readonly modbus: ModbusSection;
 
   constructor(
     private readonly unit: ModbusUnit,
     private readonly profile: Profile,
   ) {
-    for (const [name, source] of Object.entries(profile.modbus.sources)) {
+    if (!profile.modbus) throw new RangeError(`profile ${profile.profile} is not a Modbus profile`);
+    this.modbus = profile.modbus;
+    for (const [name, source] of Object.entries(this.modbus.sources)) {
       if (source.type === 'coil') {
         this.coils.push({ name, address: source.address });
         continue;
@@ -57,7 +62,7 @@ class ModbusProfileTransport implements ProfileTransport {
       const points = this.byKind[kind];
       if (points.length === 0) continue;
       reads.push(
-        this.unit.readRanges(kind, points.map((p) => p.range), { maxGapRegisters: this.profile.modbus.maxGapRegisters }).then((blocks) => {
+        this.unit.readRanges(kind, points.map((p) => p.range), { maxGapRegisters: this.modbus.maxGapRegisters }).then((blocks) => {
           points.forEach((p, i) => this.decodePoint(p, blocks[i]!, snapshot));
         }),
       );
@@ -94,7 +99,7 @@ class ModbusProfileTransport implements ProfileTransport {
   }
 
   async act(name: string, value: SourceValue): Promise<void> {
-    const action = this.profile.modbus.actions[name];
+    const action = this.modbus.actions[name];
     if (!action) throw new RefusedError(`${this.unit.label}: the profile has no action "${name}"`);
     if (isSequenceAction(action)) {
       for (const w of action.writes) {

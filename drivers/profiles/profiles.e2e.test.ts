@@ -37,7 +37,7 @@ describe('shipped Modbus profiles against the simulators', () => {
     const bus = createModbusBus({ connection: { tcp: { host: at.host, port: at.port } }, clock: systemClock, log: silentLog, timeoutMs });
     await bus.start();
     buses.push(bus);
-    const unit = bus.unit(at.unitId, { maxReadRegisters: profile.modbus.maxReadRegisters, backoff: { failuresBeforeBackoff: 100 } });
+    const unit = bus.unit(at.unitId, { maxReadRegisters: profile.modbus!.maxReadRegisters, backoff: { failuresBeforeBackoff: 100 } });
     const device = createProfileDevice({ id: profileName, profile, transport: createModbusProfileTransport({ unit, profile }), clock, log: silentLog });
     return { device, bus };
   }

@@ -5,6 +5,7 @@
  * cross-checks (unknown names, overlapping writes, missing class fields) follow in `checkProfile`.
  */
 import { z } from 'zod';
+import { mqttSectionSchema } from '../mqtt/profile-schema.js';
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 const name = () => z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]{0,39}$/, 'expected a name: a letter, then letters, digits or _');
@@ -130,8 +131,9 @@ export const profileSchema = z
     vendor: z.string().min(1),
     model: z.string().min(1),
     description: z.string().optional(),
-    transport: z.literal('modbus').describe('how the device is reached'),
-    modbus: modbusSectionSchema,
+    transport: z.enum(['modbus', 'mqtt']).describe('how the device is reached'),
+    modbus: modbusSectionSchema.optional(),
+    mqtt: mqttSectionSchema.optional(),
     readings: z.record(z.string(), readingSchema),
     controls: z.record(z.string(), controlSchema).default({}),
     limits: z
@@ -196,11 +198,20 @@ function touched(action: ModbusAction): string[] {
 export function checkProfile(p: Profile): ProfileIssue[] {
   const issues: ProfileIssue[] = [];
   const vocabulary = CLASS_VOCABULARY[p.class];
-  const sources = p.modbus.sources;
-  const actions = p.modbus.actions;
-  for (const [key, source] of Object.entries(sources)) {
+  const section = p.transport;
+  if (!p[section]) return [{ path: [section], message: `transport ${section} needs a ${section}: section` }];
+  const other = section === 'modbus' ? 'mqtt' : 'modbus';
+  if (p[other]) issues.push({ path: [other], message: `transport is ${section}: remove the ${other}: section` });
+  const sources: Record<string, unknown> = p.modbus?.sources ?? p.mqtt?.sources ?? {};
+  const actions: Record<string, ModbusAction | { topic: string }> = p.modbus?.actions ?? p.mqtt?.actions ?? {};
+  for (const [key, source] of Object.entries(p.modbus?.sources ?? {})) {
     if (source.encoding === 'string' && source.type !== 'coil' && source.length === undefined) {
       issues.push({ path: ['modbus', 'sources', key, 'length'], message: 'a string source needs its length in registers' });
+    }
+  }
+  for (const [key, action] of Object.entries(p.mqtt?.actions ?? {})) {
+    if (action.confirm && !(action.confirm.source in sources)) {
+      issues.push({ path: ['mqtt', 'actions', key, 'confirm', 'source'], message: `no source "${action.confirm.source}" in mqtt.sources` });
     }
   }
   for (const [field, reading] of Object.entries(p.readings)) {
@@ -212,7 +223,7 @@ export function checkProfile(p: Profile): ProfileIssue[] {
       issues.push({ path: at, message: 'expected exactly one of "source" or "sum"' });
     }
     for (const s of [...(reading.source ? [reading.source] : []), ...(reading.sum ?? [])]) {
-      if (!(s in sources)) issues.push({ path: [...at, reading.source === s ? 'source' : 'sum'], message: `no source "${s}" in modbus.sources` });
+      if (!(s in sources)) issues.push({ path: [...at, reading.source === s ? 'source' : 'sum'], message: `no source "${s}" in ${section}.sources` });
     }
   }
   for (const field of vocabulary.requiredReadings) {
@@ -229,9 +240,10 @@ export function checkProfile(p: Profile): ProfileIssue[] {
     for (const a of used) {
       const action = actions[a];
       if (!action) {
-        issues.push({ path: [...at, spec.action === a ? 'action' : 'actions'], message: `no action "${a}" in modbus.actions` });
+        issues.push({ path: [...at, spec.action === a ? 'action' : 'actions'], message: `no action "${a}" in ${section}.actions` });
         continue;
       }
+      if ('topic' in action) continue;
       if (spec.action === a && isSequenceAction(action)) issues.push({ path: [...at, 'action'], message: `action "${a}" is a fixed sequence: use "actions" to pick it per value` });
       for (const reg of touched(action)) {
         const other = owner.get(reg);
@@ -252,7 +264,7 @@ export function checkProfile(p: Profile): ProfileIssue[] {
     }
   }
   if (p.revert.kind === 'device-timer' && !(p.revert.action in actions)) {
-    issues.push({ path: ['revert', 'action'], message: `no action "${p.revert.action}" in modbus.actions` });
+    issues.push({ path: ['revert', 'action'], message: `no action "${p.revert.action}" in ${section}.actions` });
   }
   if (p.class === 'ev-charger' && !p.limits.currentA) issues.push({ path: ['limits'], message: 'an ev-charger profile needs limits.currentA (the range the charger accepts)' });
   if (p.controls['setpointOffsetC'] && !p.limits.setpointOffsetC) {

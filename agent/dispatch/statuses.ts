@@ -1,0 +1,233 @@
+/**
+ * OrderStatus messages (PROTOCOL.md §3): signed with the gateway key (EIP-712, the dispatch chain
+ * id), at most one per (orderId, modification, status), stored BEFORE they are published, published
+ * at QoS 1 on `flex/v1/gw/{gateway}/ack` one after the other in the order they were made, marked
+ * sent on the broker's PUBACK, and published again after an uplink outage (on reconnect) and every
+ * `resendMs` until then.
+ *
+ * `record` runs inside the order book's transaction (the status commits with the decision);
+ * publishing runs outside the control loop (timers and the uplink's connect event) and only touches
+ * the store to mark a status sent.
+ *
+ * Delivery is at least once: a status whose PUBACK was lost is published again, byte for byte the
+ * same, and the aggregator drops the repeat by (orderId, modification, status).
+ */
+import type { Clock, TimerHandle } from '../../drivers/clock.js';
+import type { Log } from '../../drivers/log.js';
+import { signEnvelope, type Envelope, type OrderStatus } from '../../ledger-client/eip712.js';
+import type { Address, Hex } from '../../ledger-client/wire.js';
+import type { AuditLog } from '../store/audit-log.js';
+import type { DispatchStore, StoredStatus } from '../store/dispatch-store.js';
+
+/** What the status outbox needs of the uplink (agent/uplink.ts `Uplink.statusTransport()`). */
+export interface StatusTransport {
+  readonly connected: boolean;
+  /** Publishes on the ack topic at QoS 1; resolves on PUBACK, rejects when the publish fails. */
+  publishStatus(payload: string): Promise<void>;
+  /** `listener` runs after every (re)connect; returns a function that removes it. */
+  onConnect(listener: () => void): () => void;
+}
+
+/** Signs an OrderStatus into its envelope. */
+export type StatusSigner = (status: OrderStatus) => Envelope<'OrderStatus'>;
+
+export interface StatusOutboxOptions {
+  store: DispatchStore;
+  audit: AuditLog;
+  /** This gateway's address (the `gateway` of every status). */
+  gateway: Address;
+  /** The gateway key. Not needed when `sign` is given. */
+  privateKey?: Hex;
+  /** The chain id of the EIP-712 domain (config: dispatch.chainId, else chain.chainId). */
+  chainId: number;
+  clock: Clock;
+  log: Log;
+  /** dispatch.statusResendMs: statuses without a PUBACK are published again this often. */
+  resendMs: number;
+  /** How long one publish may wait for its PUBACK before the pass gives up until the next; default resendMs. */
+  ackTimeoutMs?: number;
+  transport?: StatusTransport;
+  /** Default: EIP-712 with `privateKey` on `chainId`. Tests may wrap it (e.g. to count signatures). */
+  sign?: StatusSigner;
+}
+
+export class StatusOutbox {
+  private transport: StatusTransport | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private timer: TimerHandle | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = true;
+  private readonly abort = new Set<() => void>();
+  private readonly attempts = new Map<number, { count: number; lastMs: number }>();
+  private readonly sign: StatusSigner;
+
+  constructor(private readonly options: StatusOutboxOptions) {
+    this.transport = options.transport;
+    if (options.sign) {
+      this.sign = options.sign;
+    } else {
+      const privateKey = options.privateKey;
+      if (privateKey === undefined) throw new TypeError('StatusOutbox needs privateKey or sign');
+      this.sign = (status) => signEnvelope(privateKey, 'OrderStatus', status, options.chainId);
+    }
+  }
+
+  /**
+   * Signs and stores a status, unless one exists already for (orderId, modification, status): then
+   * nothing is written and undefined is returned. Call it inside the decision's transaction; the
+   * status is published (by `kick`) only after that commits.
+   */
+  record(status: Omit<OrderStatus, 'gateway'>): StoredStatus | undefined {
+    const { store } = this.options;
+    if (store.hasStatus(status.orderId, status.modification, status.status)) return undefined;
+    const message: OrderStatus = {
+      orderId: status.orderId.toLowerCase() as Hex,
+      gateway: this.options.gateway.toLowerCase() as Address,
+      modification: status.modification,
+      status: status.status,
+      reason: status.reason,
+      at: status.at,
+      deliveredWh: Math.round(status.deliveredWh),
+    };
+    const payload = JSON.stringify(this.sign(message));
+    const createdAtMs = this.options.clock.now();
+    const id = store.insertStatus({
+      orderId: message.orderId,
+      modification: message.modification,
+      status: message.status,
+      reason: message.reason,
+      atMs: message.at,
+      deliveredWh: message.deliveredWh,
+      payload,
+      createdAtMs,
+    });
+    return id === undefined ? undefined : store.status(id);
+  }
+
+  /** Statuses stored and not yet acknowledged by the broker. */
+  get pendingCount(): number {
+    return this.options.store.pendingStatusCount();
+  }
+
+  attachTransport(transport: StatusTransport): void {
+    this.unsubscribe?.();
+    this.transport = transport;
+    this.unsubscribe = this.stopped ? undefined : transport.onConnect(() => this.kick());
+  }
+
+  /** Publishes what is pending now and after every reconnect, and retries every resendMs. */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    if (this.transport) this.unsubscribe = this.transport.onConnect(() => this.kick());
+    this.scheduleResend();
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) this.options.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    for (const abandon of this.abort) abandon();
+    await this.running;
+  }
+
+  /** Starts a publishing pass in the background (or makes the running one look again). */
+  kick(): void {
+    void this.flush();
+  }
+
+  /**
+   * Publishes the pending statuses in order, each after the previous one's PUBACK; stops at the
+   * first failure (the next pass starts there). Resolves when the pass is over.
+   */
+  flush(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    const run = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.pass();
+        } while (this.again && !this.stopped);
+      } catch (err) {
+        this.options.log.error({ err }, 'publishing statuses failed; retrying later');
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    this.running = run;
+    return run;
+  }
+
+  private async pass(): Promise<void> {
+    const { store, audit, clock, log } = this.options;
+    for (;;) {
+      const batch = store.unsentStatuses(64);
+      if (batch.length === 0) return;
+      for (const s of batch) {
+        const transport = this.transport;
+        if (this.stopped || !transport?.connected) return;
+        const attempt = this.attempts.get(s.id) ?? { count: 0, lastMs: 0 };
+        attempt.count++;
+        attempt.lastMs = clock.now();
+        this.attempts.set(s.id, attempt);
+        const outcome = await this.publishWithTimeout(transport, s.payload);
+        if (outcome !== 'acked') {
+          log.warn({ orderId: s.orderId, modification: s.modification, status: s.status, outcome }, 'status not acknowledged by the broker; it will be sent again');
+          return;
+        }
+        const atMs = clock.now();
+        store.transaction(() => {
+          if (store.markStatusSent(s.id, atMs, attempt.count, attempt.lastMs)) {
+            audit.statusSent({ atMs, orderId: s.orderId, modification: s.modification, status: s.status, reason: s.reason, deliveredWh: s.deliveredWh, attempts: attempt.count });
+          }
+        });
+        this.attempts.delete(s.id);
+      }
+    }
+  }
+
+  private publishWithTimeout(transport: StatusTransport, payload: string): Promise<'acked' | 'failed' | 'timeout' | 'stopped'> {
+    const { clock } = this.options;
+    const timeoutMs = this.options.ackTimeoutMs ?? this.options.resendMs;
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (outcome: 'acked' | 'failed' | 'timeout' | 'stopped') => {
+        if (done) return;
+        done = true;
+        clock.clearTimeout(timer);
+        this.abort.delete(abandon);
+        resolve(outcome);
+      };
+      const abandon = () => finish('stopped');
+      this.abort.add(abandon);
+      const timer = clock.setTimeout(() => finish('timeout'), timeoutMs);
+      let published: Promise<void>;
+      try {
+        published = transport.publishStatus(payload);
+      } catch {
+        finish('failed');
+        return;
+      }
+      published.then(
+        () => finish('acked'),
+        () => finish('failed'),
+      );
+    });
+  }
+
+  private scheduleResend(): void {
+    if (this.stopped) return;
+    this.timer = this.options.clock.setTimeout(() => {
+      this.timer = undefined;
+      this.kick();
+      this.scheduleResend();
+    }, this.options.resendMs);
+  }
+}
