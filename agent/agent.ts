@@ -34,6 +34,8 @@ import type { SqliteOutboxStore } from './store/outbox-store.js';
 import { Uplink } from './uplink.js';
 import { openStore, RetentionRunner, type ReadingWriter, type Store } from './store/index.js';
 import { VERSION } from './version.js';
+import { PendingRestores } from './restore.js';
+import { SqliteRestoreLedger } from './store/restore-ledger.js';
 
 export interface AgentEvents {
   snapshot: SiteSnapshot;
@@ -95,6 +97,7 @@ export class Agent {
   private outboxStore: SqliteOutboxStore | undefined;
   private readonly profiles = new Map<string, Profile>();
   private readonly transports: ProfileTransport[] = [];
+  private restores: PendingRestores | undefined;
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -186,6 +189,13 @@ export class Agent {
 
     await Promise.all([...this.buses.values()].map((bus) => bus.start()));
     const store = this.store;
+    this.restores = new PendingRestores(
+      new SqliteRestoreLedger(store.database),
+      (id) => this.handles.find((h) => h.id === id)?.connectedDevice,
+      this.log.child({ module: 'restore' }),
+      (deviceId) => this.localApi?.publishEvent('device_restored', { deviceId }),
+    );
+    const restores = this.restores;
     const writer = this.writer;
     const siteMeter = this.siteMeter;
     this.loop = new ControlLoop({
@@ -211,6 +221,9 @@ export class Agent {
         }
         this.localApi?.publishSnapshot(snapshot);
         this.events.emit('snapshot', snapshot);
+      },
+      decide: async () => {
+        await restores.run();
       },
     });
     this.loop.start();
