@@ -41,6 +41,7 @@ export function describeIssue(issue: z.core.$ZodIssue): string {
     case 'invalid_value':
       return `expected ${issue.values.length === 1 ? JSON.stringify(issue.values[0]) : `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`}, ${found}`;
     case 'invalid_union':
+      if (input === undefined) return 'required, but missing';
       return `${issue.message}, ${found}`;
     case 'invalid_format':
       return `${issue.message.startsWith('Invalid') ? `expected a valid ${issue.format}` : issue.message}, ${found}`;
@@ -101,9 +102,10 @@ export function knownKeysAt(root: z.core.$ZodType, path: readonly PropertyKey[])
   schema = unwrap(schema);
   for (const seg of path) {
     if (!schema) return [];
-    const def = schema._zod.def as { type: string; shape?: Record<string, z.core.$ZodType>; element?: z.core.$ZodType };
+    const def = schema._zod.def as { type: string; shape?: Record<string, z.core.$ZodType>; element?: z.core.$ZodType; valueType?: z.core.$ZodType };
     if (def.type === 'object' && typeof seg === 'string' && def.shape) schema = unwrap(def.shape[seg]);
     else if (def.type === 'array' && typeof seg === 'number' && def.element) schema = unwrap(def.element);
+    else if (def.type === 'record' && def.valueType) schema = unwrap(def.valueType);
     else return [];
   }
   const def = schema?._zod.def as { type: string; shape?: Record<string, unknown> } | undefined;
