@@ -23,7 +23,7 @@ import type { Profile } from '../drivers/profiles/schema.js';
 import type { Config, DeviceConfig } from './config/schema.js';
 import { ControlLoop } from './control-loop.js';
 import { DeviceHandle, type AvailabilityChange } from './device-handle.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
+import type { EmbeddedBroker } from './embedded-broker.js';
 import { EventBus } from './events.js';
 import { LocalApi, deviceStatePayload } from './local-api.js';
 import type { Outbox } from '../ledger-client/outbox.js';
@@ -359,6 +359,8 @@ export class Agent {
     if (!mqttConfig) return;
     let url = mqttConfig.url;
     if (mqttConfig.embedded) {
+      // Loaded only when asked for: most gateways run Mosquitto, and aedes is start-up time and memory.
+      const { startEmbeddedBroker } = await import('./embedded-broker.js');
       this.broker = await startEmbeddedBroker({
         ...mqttConfig.embedded,
         ...(mqttConfig.username !== undefined ? { credentials: { username: mqttConfig.username, password: mqttConfig.password ?? '' } } : {}),

@@ -66,3 +66,10 @@ describe('gateway key', () => {
     expect(init.stdout + show.stdout + again.stdout + again.stderr).not.toContain(key.slice(2));
   });
 });
+
+describe('addressOfKey', () => {
+  it('is the EVM address of the key (anvil account 0)', async () => {
+    const { addressOfKey } = await import('./keys.js');
+    expect(addressOfKey('0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80')).toBe('0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266');
+  });
+});

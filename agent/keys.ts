@@ -6,8 +6,8 @@
 import { closeSync, constants, fsyncSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { secp256k1 } from '@noble/curves/secp256k1';
-import { bytesToHex } from '@noble/hashes/utils';
-import { privateKeyToAddress } from 'viem/accounts';
+import { keccak_256 } from '@noble/hashes/sha3';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils';
 
 export const KEY_FILE = 'gateway.key';
 
@@ -22,12 +22,19 @@ export interface GatewayKey {
   readonly address: `0x${string}`;
 }
 
+/** The EVM address of a secp256k1 key: the last 20 bytes of keccak256 of the uncompressed public key
+ * (without its 0x04 prefix). Written with noble here, not viem, to keep the daemon's start-up small. */
+export function addressOfKey(privateKey: `0x${string}`): `0x${string}` {
+  const publicKey = secp256k1.getPublicKey(hexToBytes(privateKey.slice(2)), false);
+  return `0x${bytesToHex(keccak_256(publicKey.subarray(1)).subarray(12))}`;
+}
+
 export function keyPath(dataDir: string): string {
   return join(dataDir, KEY_FILE);
 }
 
 function toKey(privateKey: `0x${string}`): GatewayKey {
-  return { privateKey, address: privateKeyToAddress(privateKey).toLowerCase() as `0x${string}` };
+  return { privateKey, address: addressOfKey(privateKey) };
 }
 
 /** Makes a new key; refuses to replace an existing one (a gateway's identity is not thrown away by accident). */

@@ -7,10 +7,12 @@
 import { pollingBenchmark } from './polling.js';
 import { proofsBenchmark } from './proofs.js';
 import { gasBenchmark } from './gas.js';
+import { pollingNodeRedBenchmark } from './polling-nodered.js';
+import { footprintBenchmark } from './footprint.js';
 import type { Benchmark, BenchRow } from './types.js';
 
 /** Every benchmark, in the order they run. Add new ones here. */
-const BENCHMARKS: readonly Benchmark[] = [pollingBenchmark, proofsBenchmark, gasBenchmark];
+const BENCHMARKS: readonly Benchmark[] = [pollingBenchmark, pollingNodeRedBenchmark, footprintBenchmark, proofsBenchmark, gasBenchmark];
 
 function out(line: string): void {
   process.stdout.write(`${line}\n`);
