@@ -167,12 +167,22 @@ export function treeRssKb(pid: number): number {
   return kb;
 }
 
+/** Waits for a child to say it started; a child that does not is stopped, never left behind. */
+async function waitStarted(child: ChildProcess, started: () => Promise<void>): Promise<void> {
+  try {
+    await started();
+  } catch (e) {
+    await stopChild(child, 'SIGKILL');
+    throw e;
+  }
+}
+
 /** The compiled agent (dist/, as in production) with a config file; resolves once it logged "agent started". */
 export async function startCompiledAgent(configPath: string): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
   const cli = join(REPO_ROOT, 'dist', 'agent', 'cli.js');
   if (!existsSync(cli)) throw new Error('dist/ is missing: run npm run build first (npm run bench does)');
   const child = spawn(process.execPath, [cli, 'start', '--config', configPath], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
+  await waitStarted(child, () => new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the agent did not start within 30 s')), 30_000);
     let seen = '';
     const onData = (chunk: Buffer) => {
@@ -188,7 +198,7 @@ export async function startCompiledAgent(configPath: string): Promise<{ child: C
       clearTimeout(timer);
       reject(new Error(`the agent exited (${code}): ${seen.slice(-500)}`));
     });
-  });
+  }));
   child.stdout!.resume();
   child.stderr!.resume();
   return { child, stop: () => stopChild(child, 'SIGINT') };
@@ -207,7 +217,7 @@ export async function startNodeRed(dir: string, flow: unknown[]): Promise<{ chil
   );
   const redJs = join(REPO_ROOT, 'node_modules', 'node-red', 'red.js');
   const child = spawn(process.execPath, [redJs, '--userDir', dir, '--settings', join(dir, 'settings.js')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
+  await waitStarted(child, () => new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`Node-RED did not start its flows within 60 s: ${seen.slice(-800)}`)), 60_000);
     let seen = '';
     const onData = (chunk: Buffer) => {
@@ -223,7 +233,7 @@ export async function startNodeRed(dir: string, flow: unknown[]): Promise<{ chil
       clearTimeout(timer);
       reject(new Error(`Node-RED exited (${code}): ${seen.slice(-800)}`));
     });
-  });
+  }));
   child.stdout!.resume();
   child.stderr!.resume();
   return { child, stop: () => stopChild(child, 'SIGINT') };

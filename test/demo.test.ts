@@ -23,7 +23,11 @@ describe('flexgate demo', () => {
       const manifestPath = join(dataDir, 'demo.json');
       expect(manifestLine).toBe(manifestPath);
       // Live values of every device within 10 s of starting.
-      const live = await waitFor('a live line with every value', () => /^\d\d:\d\d:\d\d pv (\d+) W \| battery (-?\d+) W (\d+\.\d) % \| meter (-?\d+) W$/m.exec(child.output.stdout), 10_000);
+      const live = await waitFor(
+        'a live line with every value',
+        () => /^\d\d:\d\d:\d\d pv (\d+) W \| battery (-?\d+) W (\d+\.\d) % \| meter (-?\d+) W \| hp-meter (-?\d+) W \| ev (\d+) W \| heat-pump (\d+) W \| water-heater (\d+) W$/m.exec(child.output.stdout),
+        10_000,
+      );
       expect(Date.now() - startedMs).toBeLessThan(10_000 + 2000);
       expect(Number(live[1])).toBeGreaterThanOrEqual(0);
 
@@ -36,9 +40,14 @@ describe('flexgate demo', () => {
         ['pv', 'pv'],
         ['battery', 'battery'],
         ['meter', 'meter'],
+        ['hp-meter', 'meter'],
+        ['ev', 'ev-charger'],
+        ['heat-pump', 'hvac'],
+        ['water-heater', 'load'],
       ]);
       for (const d of manifest.devices) {
         if (d.modbus) expect(Object.keys(d.modbus).sort()).toEqual(['host', 'port', 'unitId']);
+        else if (d.mqtt) expect(Object.keys(d.mqtt).sort()).toEqual(['commandTopic', 'stateTopic']);
         else expect(Object.keys(d.rtu).sort()).toEqual(['baudRate', 'path', 'unitId']);
       }
       if (process.env['CI'] === 'true') expect(manifest.devices[2].rtu).toMatchObject({ baudRate: 9600, unitId: 1 });
