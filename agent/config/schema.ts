@@ -41,8 +41,9 @@ export const rtuConnectionSchema = z
     parity: z.enum(['none', 'even', 'odd']).default('none'),
     dataBits: z.union([z.literal(7), z.literal(8)]).default(8),
     stopBits: z.union([z.literal(1), z.literal(2)]).default(1),
+    framing: z.enum(['rtu', 'ascii']).default('rtu').describe('"ascii" for Modbus ASCII devices (e.g. ABL chargers)'),
   })
-  .describe('Modbus RTU over RS-485');
+  .describe('Modbus RTU (or ASCII) over RS-485');
 
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const address = () => z.string().regex(ADDRESS, 'expected an address: 0x and 40 hex digits');
@@ -327,7 +328,7 @@ export const configSchema = z
       if (!bus) return;
       if (d.connection.rtu) {
         const r = d.connection.rtu;
-        const key = `${r.baudRate} ${r.dataBits}${r.parity[0]!.toUpperCase()}${r.stopBits}`;
+        const key = `${r.framing === 'ascii' ? 'ASCII ' : ''}${r.baudRate} ${r.dataBits}${r.parity[0]!.toUpperCase()}${r.stopBits}`;
         const prev = lines.get(r.path);
         if (prev && prev.key !== key) {
           ctx.addIssue({

@@ -23,6 +23,8 @@ export interface RtuConnection {
     parity: 'none' | 'even' | 'odd';
     dataBits: 7 | 8;
     stopBits: 1 | 2;
+    /** Modbus ASCII instead of RTU framing on this line. Default 'rtu'. */
+    framing?: 'rtu' | 'ascii';
   };
 }
 

@@ -4,7 +4,8 @@
  *   keep-alive) and hand it to modbus-serial with `linkTCP`. Owning the socket gives a 'close'
  *   event that always fires: modbus-serial's TcpPort swallows 'close' after a socket 'error'
  *   (it clears `openFlag` on error and only relays 'close' while the flag is set).
- * - RTU: `connectRTUBuffered` (modbus-serial's RTUBufferedPort over serialport).
+ * - RTU: `connectRTUBuffered` (modbus-serial's RTUBufferedPort over serialport); Modbus ASCII lines:
+ *   `connectAsciiSerial` (its AsciiPort), with the same quiet-line rules.
  *
  * No modbus-serial timer is ever set (`setTimeout` is not called): the bus times every request on
  * the injected clock, and ignores whatever modbus-serial reports for a request it gave up on.
@@ -188,7 +189,10 @@ async function openRtu(rtu: Extract<BusConnection, { rtu: unknown }>['rtu'], opt
   await withDeadline(
     options,
     what,
-    () => client.connectRTUBuffered(rtu.path, { baudRate: rtu.baudRate, parity: rtu.parity, dataBits: rtu.dataBits, stopBits: rtu.stopBits }),
+    () =>
+      rtu.framing === 'ascii'
+        ? client.connectAsciiSerial(rtu.path, { baudRate: rtu.baudRate, parity: rtu.parity, dataBits: rtu.dataBits, stopBits: rtu.stopBits })
+        : client.connectRTUBuffered(rtu.path, { baudRate: rtu.baudRate, parity: rtu.parity, dataBits: rtu.dataBits, stopBits: rtu.stopBits }),
     () => client.close(() => {}),
     () => {
       if (client.isOpen) client.close(() => {});

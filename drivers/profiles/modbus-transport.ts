@@ -88,7 +88,8 @@ class ModbusProfileTransport implements ProfileTransport {
       throw new BadDataError(`${this.unit.label}: source ${name}: ${(err as Error).message}`);
     }
     if (typeof value === 'number' && source.sentinels?.includes(value)) {
-      out.problems[name] = `the device reports it as not available (${value})`;
+      if (source.sentinelMeans === 'zero') out.values[name] = 0;
+      else out.problems[name] = `the device reports it as not available (${value})`;
       return;
     }
     if (typeof value === 'number' && !Number.isFinite(value)) {

@@ -46,6 +46,10 @@ const registerSourceSchema = z
       .describe('32/64-bit values: "low-first" when the device puts the low word first (word-swapped)'),
     length: int(1, 64).optional().describe('strings: registers (2 characters each)'),
     sentinels: z.array(z.number()).optional().describe('raw values that mean "not available": the value is unknown'),
+    sentinelMeans: z
+      .enum(['unknown', 'zero'])
+      .default('unknown')
+      .describe('what a sentinel stands for: unknown (default), or zero (e.g. "not measured" phase currents while nothing flows)'),
   })
   .describe('one value read from the device');
 
@@ -84,6 +88,7 @@ export const modbusSectionSchema = z
         parity: z.enum(['none', 'even', 'odd']).default('none'),
         dataBits: z.union([z.literal(7), z.literal(8)]).default(8),
         stopBits: z.union([z.literal(1), z.literal(2)]).default(1),
+        framing: z.enum(['rtu', 'ascii']).default('rtu').describe('ascii: Modbus ASCII (set connection.rtu.framing: ascii in the config too)'),
       })
       .optional()
       .describe('the factory serial settings, for RS-485 devices'),

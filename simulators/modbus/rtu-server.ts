@@ -13,6 +13,15 @@ export interface ModbusRtuServerOptions {
   bitsPerChar?: number;
   /** Seed of the random bytes the 'garbage' fault sends. */
   seed?: number;
+  /** 'ascii': Modbus ASCII framing (':' + hex + LRC + CR LF), as ABL chargers speak. Default 'rtu'. */
+  framing?: 'rtu' | 'ascii';
+}
+
+/** LRC of Modbus ASCII: the two's complement of the byte sum. */
+export function lrc(bytes: Uint8Array): number {
+  let sum = 0;
+  for (const b of bytes) sum = (sum + b) & 0xff;
+  return (-sum) & 0xff;
 }
 
 /** Real time one character takes on the wire, in ms. */
@@ -47,6 +56,7 @@ export class ModbusRtuServer {
   private readonly random: () => number;
   /** Frames dropped for a bad CRC or an incomplete frame (for tests and diagnostics). */
   droppedFrames = 0;
+  readonly framing: 'rtu' | 'ascii';
 
   constructor(options: ModbusRtuServerOptions) {
     this.path = options.path;
@@ -54,6 +64,7 @@ export class ModbusRtuServer {
     this.charMs = charTimeMs(options.baudRate, options.bitsPerChar);
     this.gapMs = frameGapMs(options.baudRate, options.bitsPerChar);
     this.random = seededRandom(options.seed ?? 1);
+    this.framing = options.framing ?? 'rtu';
   }
 
   addUnit(unitId: number, image: RegisterImage): void {
@@ -95,6 +106,11 @@ export class ModbusRtuServer {
     // The bytes occupy the line one after another from when it is free.
     this.lineBusyUntilMs = Math.max(nowMs, this.lineBusyUntilMs) + chunk.length * this.charMs;
     this.rx = this.rx.length === 0 ? chunk : Buffer.concat([this.rx, chunk]);
+    if (this.framing === 'ascii') {
+      // ASCII frames end with CR LF, not with silence; processed once their characters have arrived.
+      this.later(() => this.onAsciiBytes(), Math.ceil(this.lineBusyUntilMs - nowMs));
+      return;
+    }
     if (this.frameTimer) clearTimeout(this.frameTimer);
     this.frameTimer = setTimeout(() => {
       this.frameTimer = undefined;
@@ -125,6 +141,33 @@ export class ModbusRtuServer {
     }
   }
 
+  private onAsciiBytes(): void {
+    for (;;) {
+      const start = this.rx.indexOf(0x3a); // ':'
+      if (start < 0) {
+        this.rx = Buffer.alloc(0);
+        return;
+      }
+      const end = this.rx.indexOf('\r\n', start);
+      if (end < 0) {
+        this.rx = this.rx.subarray(start);
+        return;
+      }
+      const hex = this.rx.subarray(start + 1, end).toString('latin1');
+      this.rx = this.rx.subarray(end + 2);
+      if (hex.length < 6 || hex.length % 2 !== 0 || !/^[0-9A-Fa-f]+$/.test(hex)) {
+        this.droppedFrames++;
+        continue;
+      }
+      const bytes = Buffer.from(hex, 'hex');
+      if (lrc(bytes.subarray(0, bytes.length - 1)) !== bytes[bytes.length - 1]) {
+        this.droppedFrames++;
+        continue;
+      }
+      this.onFrame(bytes[0]!, bytes.subarray(1, bytes.length - 1));
+    }
+  }
+
   private onFrame(unitId: number, pdu: Buffer): void {
     if (unitId === 0) {
       if (pdu[0] === 6 || pdu[0] === 16) for (const unit of this.units.all()) handlePdu(unit.image, pdu);
@@ -149,7 +192,9 @@ export class ModbusRtuServer {
       case 'garbage': {
         if (fault.variant === 'bad-crc') {
           const good = this.frame(unitId, handlePdu(unit.image, pdu));
-          good[good.length - 1] = good[good.length - 1]! ^ 0x5a;
+          // RTU: a wrong CRC byte; ASCII: a wrong LRC digit (the character before CR LF).
+          const at = this.framing === 'ascii' ? good.length - 3 : good.length - 1;
+          good[at] = this.framing === 'ascii' ? (good[at] === 0x30 ? 0x31 : 0x30) : good[at]! ^ 0x5a;
           this.transmit(good);
         } else if (fault.variant === 'bad-length') {
           const good = this.frame(unitId, handlePdu(unit.image, pdu));
@@ -165,7 +210,12 @@ export class ModbusRtuServer {
   }
 
   private frame(unitId: number, pdu: Buffer): Buffer {
-    return withCrc(Buffer.concat([Buffer.from([unitId]), pdu]));
+    const body = Buffer.concat([Buffer.from([unitId]), pdu]);
+    if (this.framing === 'ascii') {
+      const hex = Buffer.concat([body, Buffer.from([lrc(body)])]).toString('hex').toUpperCase();
+      return Buffer.from(`:${hex}\r\n`, 'latin1');
+    }
+    return withCrc(body);
   }
 
   /** Writes `bytes` once they would have finished on the wire (after `extraDelayMs` of device latency). */
