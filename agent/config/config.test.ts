@@ -128,3 +128,41 @@ devices:
     expect(readFileSync(`${root}schema/flexgate.schema.json`, 'utf8')).toBe(renderJsonSchema());
   });
 });
+
+describe('configuration: device profiles', () => {
+  it('loads the profiles a config names, relative paths from the config file, and reports broken ones', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(`${tmpdir()}/flexgate-config-`);
+    try {
+      const broken = readFileSync(`${root}drivers/profiles/library/phoenix-ev-cc.yaml`, 'utf8').replace('type: input, encoding: uint16 }    # IEC', 'type: inptu, encoding: uint16 }    # IEC');
+      writeFileSync(`${dir}/my-charger.yaml`, broken);
+      writeFileSync(
+        `${dir}/flexgate.yaml`,
+        [
+          'gateway: { name: home, dataDir: ./data }',
+          'devices:',
+          '  - { id: ev, class: ev-charger, driver: profile, profile: ./my-charger.yaml, connection: { tcp: { host: 10.0.0.5 } }, unitId: 255 }',
+          '  - { id: hp, class: ev-charger, driver: profile, profile: lambda-eu-l, connection: { tcp: { host: 10.0.0.6 } } }',
+          '  - { id: plug, class: load, driver: profile, profile: shelly-plus-plug-s, connection: { tcp: { host: 10.0.0.7 } }, load: { ratedPowerW: 2000 } }',
+          '  - { id: other, class: meter, driver: profile, profile: eastron-sdm630, connection: { tcp: { host: 10.0.0.8 } } }',
+          '',
+        ].join('\n'),
+      );
+      let error: unknown;
+      try {
+        loadConfigFile(`${dir}/flexgate.yaml`);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      const text = (error as ConfigError).message;
+      expect(text).toMatch(/devices\[0\]\.profile: .*my-charger\.yaml:\d+:\d+: modbus\.sources\.state\.type: expected one of "holding", "input", "coil", found "inptu"/);
+      expect(text).toMatch(/devices\[1\]\.profile: profile "lambda-eu-l" is for class hvac, but the device is class ev-charger/);
+      expect(text).toMatch(/devices\[2\]\.profile: profile "shelly-plus-plug-s" talks mqtt: use driver mqtt/);
+      expect(text).toMatch(/devices\[3\]\.profile: .*no shipped profile "eastron-sdm630"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

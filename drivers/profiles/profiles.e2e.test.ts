@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isEvCharger, isMeter, isSetpointHvac, isSgReadyHvac, type Device } from '../classes.js';
 import { systemClock, type Clock } from '../clock.js';
-import { BadDataError, ModbusExceptionError, RefusedError, TimeoutError } from '../errors.js';
+import { BadDataError, DisconnectedError, ModbusExceptionError, RefusedError, TimeoutError } from '../errors.js';
 import { silentLog } from '../log.js';
 import { createModbusBus } from '../modbus/bus.js';
 import type { ModbusBus } from '../modbus/types.js';
@@ -159,6 +159,10 @@ describe('shipped Modbus profiles against the simulators', () => {
     await expect(device.read()).rejects.toBeInstanceOf(ModbusExceptionError);
     faults.set({ kind: 'garbage', variant: 'bad-length' });
     await expect(device.read()).rejects.toMatchObject({ retryable: true });
+    faults.set({ kind: 'slow', delayMs: 600 });
+    await expect(device.read()).rejects.toBeInstanceOf(TimeoutError);
+    faults.set({ kind: 'drop-connection' });
+    await expect(device.read()).rejects.toBeInstanceOf(DisconnectedError);
     faults.clear();
     // The transport reconnects after dropping a stream it could not frame any more.
     let reading: unknown;
