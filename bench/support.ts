@@ -177,11 +177,21 @@ async function waitStarted(child: ChildProcess, started: () => Promise<void>): P
   }
 }
 
-/** The compiled agent (dist/, as in production) with a config file; resolves once it logged "agent started". */
+/** The node flags of the production service (docs/flexgate.service's ExecStart), so the benchmarks
+ * run the agent exactly as a gateway does. */
+export function serviceNodeFlags(): string[] {
+  const unit = readFileSync(join(REPO_ROOT, 'docs', 'flexgate.service'), 'utf8');
+  const exec = /^ExecStart=\S+\s+(.*?)\s+\S*dist\/agent\/cli\.js/m.exec(unit);
+  if (!exec) throw new Error('docs/flexgate.service has no ExecStart=<node> [flags] .../dist/agent/cli.js line');
+  return exec[1]!.split(/\s+/).filter((f) => f.startsWith('--'));
+}
+
+/** The compiled agent (dist/, as in production: the service's node flags) with a config file;
+ * resolves once it logged "agent started". */
 export async function startCompiledAgent(configPath: string): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
   const cli = join(REPO_ROOT, 'dist', 'agent', 'cli.js');
   if (!existsSync(cli)) throw new Error('dist/ is missing: run npm run build first (npm run bench does)');
-  const child = spawn(process.execPath, [cli, 'start', '--config', configPath], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...serviceNodeFlags(), cli, 'start', '--config', configPath], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   await waitStarted(child, () => new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the agent did not start within 30 s')), 30_000);
     let seen = '';
