@@ -1,5 +1,6 @@
 /**
- * `npm run bench`: runs every benchmark in bench/ in turn, then prints one summary table. Every
+ * `npm run bench`: runs every benchmark in bench/ in turn, then prints one summary table;
+ * `npm run bench -- <name> [<name> …]` runs only those (also the ones run by name only). Every
  * figure is a ratio against a baseline measured in the same run (DESIGN.md, Conventions).
  * Exit code 1 when a benchmark fails to run; a missed target is shown as MISS (timings are noisy:
  * judge them from the medians in the report, not from one line).
@@ -9,10 +10,14 @@ import { proofsBenchmark } from './proofs.js';
 import { gasBenchmark } from './gas.js';
 import { pollingNodeRedBenchmark } from './polling-nodered.js';
 import { footprintBenchmark } from './footprint.js';
+import { dispatchNodeRedBenchmark } from './dispatch-nodered.js';
 import type { Benchmark, BenchRow } from './types.js';
 
 /** Every benchmark, in the order they run. Add new ones here. */
 const BENCHMARKS: readonly Benchmark[] = [pollingBenchmark, pollingNodeRedBenchmark, footprintBenchmark, proofsBenchmark, gasBenchmark];
+
+/** Run only when named: they measure a baseline alone, for another benchmark to combine. */
+const BY_NAME_ONLY: readonly Benchmark[] = [dispatchNodeRedBenchmark];
 
 function out(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -41,11 +46,19 @@ function table(rows: readonly BenchRow[]): string[] {
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  ').trimEnd(), ...body.map(line)];
 }
 
+function selected(names: readonly string[]): readonly Benchmark[] {
+  if (names.length === 0) return BENCHMARKS;
+  const all = [...BENCHMARKS, ...BY_NAME_ONLY];
+  const unknown = names.filter((n) => !all.some((b) => b.name === n));
+  if (unknown.length) throw new Error(`no benchmark ${unknown.join(', ')} (there are: ${all.map((b) => b.name).join(', ')})`);
+  return all.filter((b) => names.includes(b.name));
+}
+
 async function main(): Promise<number> {
   const startedMs = Date.now();
   const rows: BenchRow[] = [];
   const failed: string[] = [];
-  for (const b of BENCHMARKS) {
+  for (const b of selected(process.argv.slice(2))) {
     try {
       rows.push(...(await b.run(out)));
     } catch (e) {

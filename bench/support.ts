@@ -4,9 +4,10 @@
  * time and memory from /proc, and the compiled agent and a real Node-RED as child processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { HomeDevice, SimulatedHomeOptions } from '../simulators/home.js';
@@ -62,35 +63,103 @@ export async function startSimProcess(options: SimulatedHomeOptions): Promise<Si
   };
 }
 
-/** A TCP proxy in front of one Modbus TCP server that counts the requests (MBAP frames) it forwards. */
+/** One Modbus TCP request as the proxy saw it on the wire. */
+export interface WireRequest {
+  unitId: number;
+  functionCode: number;
+  /** Start address (every function code the simulators implement has one). */
+  address: number;
+  /** Registers or coils read or written (1 for FC 5 and 6). */
+  count: number;
+  /** performance.now() in the process that runs the proxy, when the frame arrived. */
+  atMs: number;
+}
+
+/** `fc3 u1 40070+104`: one read or write signature, for request logs. */
+export function requestKey(r: Pick<WireRequest, 'unitId' | 'functionCode' | 'address' | 'count'>): string {
+  return `u${r.unitId} fc${r.functionCode} ${r.address}+${r.count}`;
+}
+
+function parseRequest(frame: Buffer, atMs: number): WireRequest {
+  const functionCode = frame[7] ?? 0;
+  const address = frame.length >= 10 ? frame.readUInt16BE(8) : -1;
+  const count = functionCode === 5 || functionCode === 6 ? 1 : frame.length >= 12 ? frame.readUInt16BE(10) : 0;
+  return { unitId: frame[6] ?? 0, functionCode, address, count, atMs };
+}
+
+/** Splits a byte stream into MBAP frames (6-byte header + `length` bytes). */
+class MbapFramer {
+  private pending: Buffer = Buffer.alloc(0);
+  constructor(private readonly onFrame: (frame: Buffer) => void) {}
+  push(chunk: Buffer): void {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    while (this.pending.length >= 6) {
+      const length = this.pending.readUInt16BE(4);
+      if (this.pending.length < 6 + length) break;
+      this.onFrame(this.pending.subarray(0, 6 + length));
+      this.pending = this.pending.subarray(6 + length);
+    }
+  }
+}
+
+/**
+ * A TCP proxy in front of one Modbus TCP server: counts the requests (MBAP frames) it forwards,
+ * keeps a log of their signatures while `recording`, and tells listeners when a request arrives and
+ * when its response comes back (timestamps from performance.now(), taken before any parsing; the
+ * bytes are forwarded first). Transparent otherwise (no Nagle on either side).
+ */
 export class CountingProxy {
   requests = 0;
+  /** Request signature (requestKey) → how many were seen while `recording`. */
+  readonly log = new Map<string, number>();
+  recording = false;
+  onRequest: ((r: WireRequest) => void) | undefined;
+  /** A response to `request`, arrived at `atMs`; `exception` when its function code has the 0x80 bit. */
+  onResponse: ((request: WireRequest, atMs: number, exception: boolean) => void) | undefined;
+  port = 0;
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
-  port = 0;
 
   constructor(
-    private readonly targetHost: string,
-    private readonly targetPort: number,
+    readonly targetHost: string,
+    readonly targetPort: number,
   ) {}
 
   async start(): Promise<void> {
     this.server = net.createServer((client) => {
       const upstream = net.connect(this.targetPort, this.targetHost);
+      client.setNoDelay(true);
+      upstream.setNoDelay(true);
       this.sockets.add(client);
       this.sockets.add(upstream);
-      let pending = Buffer.alloc(0);
-      client.on('data', (chunk) => {
-        pending = Buffer.concat([pending, chunk]);
-        while (pending.length >= 6) {
-          const length = pending.readUInt16BE(4);
-          if (pending.length < 6 + length) break;
-          this.requests++;
-          pending = pending.subarray(6 + length);
+      const pending = new Map<number, WireRequest>();
+      let atMs = 0;
+      const requests = new MbapFramer((frame) => {
+        this.requests++;
+        const r = parseRequest(frame, atMs);
+        if (this.recording) {
+          const key = requestKey(r);
+          this.log.set(key, (this.log.get(key) ?? 0) + 1);
         }
-        upstream.write(chunk);
+        if (this.onResponse) pending.set(frame.readUInt16BE(0), r);
+        this.onRequest?.(r);
       });
-      upstream.on('data', (chunk) => client.write(chunk));
+      const responses = new MbapFramer((frame) => {
+        const request = pending.get(frame.readUInt16BE(0));
+        if (!request) return;
+        pending.delete(frame.readUInt16BE(0));
+        this.onResponse?.(request, atMs, ((frame[7] ?? 0) & 0x80) !== 0);
+      });
+      client.on('data', (chunk: Buffer) => {
+        atMs = performance.now();
+        upstream.write(chunk);
+        requests.push(chunk);
+      });
+      upstream.on('data', (chunk: Buffer) => {
+        atMs = performance.now();
+        client.write(chunk);
+        if (this.onResponse) responses.push(chunk);
+      });
       const close = () => {
         client.destroy();
         upstream.destroy();
@@ -109,6 +178,65 @@ export class CountingProxy {
   async stop(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  }
+}
+
+/** One counting proxy per Modbus TCP endpoint of `devices`; `portOf` maps a device to its proxy's port. */
+export class ProxySet {
+  readonly byEndpoint = new Map<string, CountingProxy>();
+
+  static async start(devices: readonly HomeDevice[]): Promise<ProxySet> {
+    const set = new ProxySet();
+    try {
+      for (const d of devices) {
+        if (!d.modbus) continue;
+        const key = `${d.modbus.host}:${d.modbus.port}`;
+        if (set.byEndpoint.has(key)) continue;
+        const p = new CountingProxy(d.modbus.host, d.modbus.port);
+        set.byEndpoint.set(key, p);
+        await p.start();
+      }
+    } catch (e) {
+      await set.stop();
+      throw e;
+    }
+    return set;
+  }
+
+  get proxies(): CountingProxy[] {
+    return [...this.byEndpoint.values()];
+  }
+
+  proxyOf(device: HomeDevice): CountingProxy {
+    const p = this.byEndpoint.get(`${device.modbus!.host}:${device.modbus!.port}`);
+    if (!p) throw new Error(`no proxy for ${device.id}`);
+    return p;
+  }
+
+  portOf(device: HomeDevice): number {
+    return this.proxyOf(device).port;
+  }
+
+  requests(): number {
+    return this.proxies.reduce((s, p) => s + p.requests, 0);
+  }
+
+  record(on: boolean): void {
+    for (const p of this.proxies) {
+      if (on) p.log.clear();
+      p.recording = on;
+    }
+  }
+
+  /** The requests recorded for one device (its endpoint and unit id), signature → count. */
+  logOf(device: HomeDevice): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [key, n] of this.proxyOf(device).log) if (key.startsWith(`u${device.modbus!.unitId} `)) out.set(key, n);
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    for (const p of this.proxies) await p.stop();
   }
 }
 
@@ -168,7 +296,7 @@ export function treeRssKb(pid: number): number {
 }
 
 /** Waits for a child to say it started; a child that does not is stopped, never left behind. */
-async function waitStarted(child: ChildProcess, started: () => Promise<void>): Promise<void> {
+export async function waitStarted(child: ChildProcess, started: () => Promise<void>): Promise<void> {
   try {
     await started();
   } catch (e) {
@@ -214,43 +342,36 @@ export async function startCompiledAgent(configPath: string): Promise<{ child: C
   return { child, stop: () => stopChild(child, 'SIGINT') };
 }
 
-/** A real Node-RED 4 runtime with node-red-contrib-modbus, running `flow`, in its own process. */
-export async function startNodeRed(dir: string, flow: unknown[]): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
-  mkdirSync(join(dir, 'node_modules'), { recursive: true });
-  const link = join(dir, 'node_modules', 'node-red-contrib-modbus');
-  if (!existsSync(link)) symlinkSync(join(REPO_ROOT, 'node_modules', 'node-red-contrib-modbus'), link, 'dir');
-  writeFileSync(join(dir, 'flows.json'), JSON.stringify(flow, null, 2));
-  writeFileSync(
-    join(dir, 'settings.js'),
-    `module.exports = { uiPort: 0, uiHost: '127.0.0.1', flowFile: 'flows.json', userDir: ${JSON.stringify(dir)}, httpAdminRoot: false, httpNodeRoot: false, ` +
-      `logging: { console: { level: 'info', metrics: false, audit: false } }, editorTheme: { tours: false }, diagnostics: { enabled: false }, telemetry: { enabled: false }, externalModules: { autoInstall: false } };\n`,
-  );
-  const redJs = join(REPO_ROOT, 'node_modules', 'node-red', 'red.js');
-  const child = spawn(process.execPath, [redJs, '--userDir', dir, '--settings', join(dir, 'settings.js')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  await waitStarted(child, () => new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Node-RED did not start its flows within 60 s: ${seen.slice(-800)}`)), 60_000);
-    let seen = '';
-    const onData = (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (seen.includes('Started flows')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`Node-RED exited (${code}): ${seen.slice(-800)}`));
-    });
-  }));
-  child.stdout!.resume();
-  child.stderr!.resume();
-  return { child, stop: () => stopChild(child, 'SIGINT') };
-}
-
 export function median(values: readonly number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** The p-th percentile (0..100) by nearest rank. */
+export function percentile(values: readonly number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+/** An MQTT broker (aedes, agent/embedded-broker.ts) in its own process, as Mosquitto runs beside
+ * the agent on a gateway: its CPU is neither the agent's nor the benchmark's. */
+export async function startBrokerProcess(): Promise<{ url: string; host: string; port: number; pid: number; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/broker-host.ts'], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+  const line = await firstLine(child, 'MQTT broker').catch(async (e: unknown) => {
+    await stopChild(child);
+    throw e;
+  });
+  const { url, host, port } = JSON.parse(line) as { url: string; host: string; port: number };
+  return {
+    url,
+    host,
+    port,
+    pid: child.pid!,
+    stop: async () => {
+      child.stdin?.end();
+      await stopChild(child);
+    },
+  };
 }

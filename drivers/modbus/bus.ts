@@ -205,6 +205,9 @@ class Bus implements ModbusBus {
         rtuQuietMs: this.rtuQuietMs,
         signal: lifetime.signal,
         onLost: (lost, error) => this.onLost(lost, error),
+        onBadFrame: (from, error) => {
+          if (this.wire === from) this.current?.finish(error);
+        },
       });
       if (this.lifecycle !== 'running' || lifetime.signal.aborted) {
         await wire.close();
@@ -496,7 +499,7 @@ class UnitImpl implements ModbusUnit {
     this.timeoutMs = positiveInt('timeoutMs', options.timeoutMs ?? bus.timeoutMs);
     this.backoff = resolveBackoff(options.backoff, bus.unitBackoff);
     this.useFc6 = options.useFc6ForSingleRegister ?? false;
-    this.maxReadRegisters = options.maxReadRegisters ?? MAX_READ_REGISTERS;
+    this.maxReadRegisters = maxReadOption('maxReadRegisters', options.maxReadRegisters ?? MAX_READ_REGISTERS);
     this.maxGapRegisters = positiveInt('maxGapRegisters', options.maxGapRegisters ?? 0, 0);
   }
 
@@ -588,13 +591,14 @@ class UnitImpl implements ModbusUnit {
     if (!Number.isInteger(maxGapRegisters) || maxGapRegisters < 0) {
       throw new RangeError(`${this.label}: maxGapRegisters must be an integer ≥ 0, got ${maxGapRegisters}`);
     }
+    const maxReadRegisters = Math.min(this.maxReadRegisters, maxReadOption('maxReadRegisters', options.maxReadRegisters ?? this.maxReadRegisters));
     if (ranges.length === 0) return [];
     const forbidden = this.rejectedJoins[kind];
     const read = new Map<string, Uint16Array>();
     const key = (b: ReadBlock) => `${b.address}+${b.count}`;
     // Each round either succeeds, fails, or learns one more rejected join: bounded by the joins.
     for (;;) {
-      const blocks = planReads(ranges, { forbidden, maxGapRegisters, maxRegisters: this.maxReadRegisters });
+      const blocks = planReads(ranges, { forbidden, maxGapRegisters, maxRegisters: maxReadRegisters });
       const pending = blocks.filter((b) => !read.has(key(b)));
       const results = await Promise.allSettled(pending.map((b) => this.readRegisters(kind, b.address, b.count, options)));
       let learned = false;
@@ -698,9 +702,9 @@ class UnitImpl implements ModbusUnit {
   }
 }
 
-export interface CoilMethods {
-  readCoils(address: number, count: number, options?: ReadOptions): Promise<boolean[]>;
-  writeCoil(address: number, value: boolean, options?: WriteOptions): Promise<void>;
+function maxReadOption(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > MAX_READ_REGISTERS) throw new RangeError(`${name} must be an integer 1..${MAX_READ_REGISTERS}, got ${value}`);
+  return value;
 }
 
 function checkAddress(address: number, count: number, max: number): void {

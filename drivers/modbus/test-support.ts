@@ -1,7 +1,7 @@
 /**
  * Real servers for the tests of this folder (not used by library code): a scriptable Modbus TCP
- * server on loopback for faults, a pseudo-terminal pair made with socat, and a tiny RTU responder
- * on one side of it. Written apart from the bus code on purpose: they frame bytes themselves.
+ * server on loopback for faults, a pseudo-terminal pair made with socat, and tiny RTU and ASCII
+ * responders on one side of it. Written apart from the bus code on purpose: they frame bytes themselves.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -17,9 +17,9 @@ export interface ModbusRequest {
   unitId: number;
   functionCode: number;
   address: number;
-  /** Register count for FC3/4/16, 1 for FC6. */
+  /** Register count for FC3/4/16, coil count for FC1, 1 for FC5/FC6. */
   count: number;
-  /** Values of FC6/FC16. */
+  /** Values of FC6/FC16; FC5: the raw coil value (0xFF00 on, 0x0000 off). */
   values: number[];
   receivedAtMs: number;
 }
@@ -38,7 +38,7 @@ function parsePdu(unitId: number, pdu: Buffer, tid: number): ModbusRequest {
   const address = pdu.length >= 3 ? pdu.readUInt16BE(1) : 0;
   let count = pdu.length >= 5 ? pdu.readUInt16BE(3) : 0;
   const values: number[] = [];
-  if (functionCode === 6) {
+  if (functionCode === 6 || functionCode === 5) {
     values.push(count);
     count = 1;
   } else if (functionCode === 16) {
@@ -60,7 +60,19 @@ export function answerPdu(req: ModbusRequest, registers?: readonly number[]): Bu
   const pdu = Buffer.alloc(5);
   pdu[0] = req.functionCode;
   pdu.writeUInt16BE(req.address, 1);
-  pdu.writeUInt16BE(req.functionCode === 6 ? req.values[0]! : req.count, 3);
+  pdu.writeUInt16BE(req.functionCode === 6 || req.functionCode === 5 ? req.values[0]! : req.count, 3);
+  return pdu;
+}
+
+/** The answer PDU of an FC1 request: `bits` packed LSB first. */
+export function coilAnswerPdu(req: ModbusRequest, bits: readonly boolean[]): Buffer {
+  const bytes = Math.ceil(bits.length / 8);
+  const pdu = Buffer.alloc(2 + bytes);
+  pdu[0] = 1;
+  pdu[1] = bytes;
+  bits.forEach((b, i) => {
+    if (b) pdu[2 + (i >> 3)]! |= 1 << (i & 7);
+  });
   return pdu;
 }
 
@@ -275,6 +287,82 @@ export async function startRtuResponder(path: string, handler: (req: ModbusReque
         pdu: (pdu) => {
           settle();
           port.write(rtuFrame(req.unitId, pdu));
+        },
+        raw: (bytes) => {
+          settle();
+          port.write(bytes);
+        },
+      });
+    }
+  });
+  return state;
+}
+
+/** LRC of Modbus ASCII: the two's complement of the byte sum. */
+export function lrc(bytes: Uint8Array): number {
+  let sum = 0;
+  for (const b of bytes) sum = (sum + b) & 0xff;
+  return (0x100 - sum) & 0xff;
+}
+
+/** ':' + hex(unit id, pdu, LRC) + CR LF. */
+export function asciiFrame(unitId: number, pdu: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from([unitId]), pdu]);
+  return Buffer.from(`:${Buffer.concat([body, Buffer.from([lrc(body)])]).toString('hex').toUpperCase()}\r\n`, 'latin1');
+}
+
+/** A tiny Modbus ASCII device on a serial path: frames requests by ':' … CR LF, checks their LRC.
+ * `raw` replies send bytes as they are (garbage, a frame with a wrong LRC, line noise). */
+export async function startAsciiResponder(path: string, handler: (req: ModbusRequest, reply: RtuReply) => void): Promise<RtuResponder & { readonly badFrames: number }> {
+  const port = new SerialPort({ path, baudRate: 38400, parity: 'even', autoOpen: false });
+  await new Promise<void>((resolve, reject) => port.open((e) => (e ? reject(e) : resolve())));
+  let current = handler;
+  let outstanding = 0;
+  const state = {
+    requests: [] as ModbusRequest[],
+    overlaps: 0,
+    badFrames: 0,
+    setHandler: (h: typeof handler) => {
+      current = h;
+    },
+    close: () => new Promise<void>((resolve) => (port.isOpen ? port.close(() => resolve()) : resolve())),
+  };
+  let text = '';
+  port.on('data', (data: Buffer) => {
+    text += data.toString('latin1');
+    for (;;) {
+      const start = text.indexOf(':');
+      if (start < 0) {
+        text = '';
+        return;
+      }
+      const end = text.indexOf('\r\n', start);
+      if (end < 0) {
+        text = text.slice(start);
+        return;
+      }
+      const hex = text.slice(start + 1, end);
+      text = text.slice(end + 2);
+      const bytes = /^([0-9A-F]{2})+$/.test(hex) ? Buffer.from(hex, 'hex') : undefined;
+      if (bytes === undefined || bytes.length < 3 || lrc(bytes.subarray(0, -1)) !== bytes[bytes.length - 1]) {
+        state.badFrames++;
+        continue;
+      }
+      const req = parsePdu(bytes[0]!, Buffer.from(bytes.subarray(1, -1)), 0);
+      state.requests.push(req);
+      if (outstanding > 0) state.overlaps++;
+      outstanding++;
+      let answered = false;
+      const settle = () => {
+        if (!answered) {
+          answered = true;
+          outstanding--;
+        }
+      };
+      current(req, {
+        pdu: (pdu) => {
+          settle();
+          port.write(asciiFrame(req.unitId, pdu));
         },
         raw: (bytes) => {
           settle();

@@ -44,6 +44,9 @@ export interface ReadOptions {
    * registers in the gaps are readable; a device that rejects such a read (exception 2) is handled
    * like a rejected adjacent join: split, retried and remembered. */
   maxGapRegisters?: number;
+  /** `readRanges` only: the largest read of this call (e.g. a device profile's limit), never above
+   * the unit's `maxReadRegisters`. Default: the unit's. */
+  maxReadRegisters?: number;
 }
 
 export interface WriteOptions {
@@ -98,7 +101,8 @@ export interface UnitOptions {
    * transaction. Default 0 (only adjacent or overlapping ranges are merged). A call's
    * `ReadOptions.maxGapRegisters` overrides it. */
   maxGapRegisters?: number;
-  /** Largest read `readRanges` plans for this unit (devices that accept fewer than 125, e.g. 40). */
+  /** Largest read `readRanges` plans for this unit (devices that accept fewer than 125, e.g. the
+   * Eastron SDM120's 40); 1..125, default 125. `readRegisters` itself is not limited by it. */
   maxReadRegisters?: number;
   /** Overrides the bus's unit back-off policy for this unit. */
   backoff?: UnitBackoffOptions;

@@ -13,7 +13,7 @@
 import net from 'node:net';
 import modbusSerial from 'modbus-serial';
 import { sleep, type Clock, type TimerHandle } from '../clock.js';
-import { DisconnectedError } from '../errors.js';
+import { BadDataError, DisconnectedError } from '../errors.js';
 import type { Log } from '../log.js';
 import type { BusConnection } from './types.js';
 
@@ -29,8 +29,17 @@ interface PortInternals {
   _clientRcvData?: unknown;
   /** RTUBufferedPort: bytes received but not yet matched to the pending request. */
   _buffer?: unknown;
-  /** RTUBufferedPort: the serialport instance. */
-  _client?: { on?: (event: 'data', fn: (data: Buffer) => void) => void };
+  /** RTUBufferedPort / AsciiPort: the serialport instance. */
+  _client?: SerialEvents;
+  /** AsciiPort: the frame start character (':'). */
+  _startOfSlaveFrameChar?: unknown;
+}
+
+/** The part of serialport's EventEmitter we use to wrap modbus-serial's own 'data' handler. */
+interface SerialEvents {
+  on?: (event: 'data', fn: (data: Buffer) => void) => void;
+  listeners?: (event: 'data') => Function[];
+  removeAllListeners?: (event: 'data') => void;
 }
 
 function portOf(client: ModbusClient): PortInternals | undefined {
@@ -66,6 +75,9 @@ export interface OpenWireOptions {
   signal: AbortSignal;
   /** The connection was lost (not called after `close()`). */
   onLost(wire: Wire, error: DisconnectedError): void;
+  /** A complete frame arrived that cannot be the answer (Modbus ASCII: bad LRC, not hex, too short,
+   * another unit or function): the request on the wire fails with this error. */
+  onBadFrame(wire: Wire, error: BadDataError): void;
 }
 
 export function describeConnection(connection: BusConnection): string {
@@ -201,6 +213,7 @@ async function openRtu(rtu: Extract<BusConnection, { rtu: unknown }>['rtu'], opt
 
   const { clock } = options;
   const port = portOf(client);
+  if (rtu.framing === 'ascii' && port !== undefined) guardAsciiFrames(client, port, what, () => wire, options);
   let lastByteAtMs = clock.now();
   let quietSinceMs: number | undefined; // set after a failure: wait for a quiet line before the next request
   port?._client?.on?.('data', () => {
@@ -253,4 +266,46 @@ async function openRtu(rtu: Extract<BusConnection, { rtu: unknown }>['rtu'], opt
     if (!closing) options.onLost(wire, new DisconnectedError(`${what}: serial port closed`));
   });
   return wire;
+}
+
+/**
+ * Modbus ASCII through modbus-serial's AsciiPort, made safe and explicit:
+ * - AsciiPort decodes every ':' … CR LF frame inside serialport's 'data' event and throws on a frame
+ *   shorter than its LRC (e.g. ':' CR LF from line noise) — an exception there is uncaught and would
+ *   end the process. Its handler is wrapped: such a frame is dropped.
+ * - It drops a frame with a bad LRC, or one that does not match the request (unit, function, length),
+ *   without a word, so the request would only time out. A complete frame it did not accept fails the
+ *   request on the wire at once with BadDataError (as a CRC error does on RTU).
+ */
+function guardAsciiFrames(client: ModbusClient, port: PortInternals, what: string, wire: () => Wire, options: OpenWireOptions): void {
+  const serial = port._client;
+  const originals = serial?.listeners?.('data');
+  if (serial?.on === undefined || serial.removeAllListeners === undefined || originals === undefined || originals.length === 0) return;
+  const startChar = typeof port._startOfSlaveFrameChar === 'number' ? port._startOfSlaveFrameChar : 0x3a;
+  // AsciiPort emits 'data' on itself for a frame it accepts; modbus-serial's client listens there.
+  let accepted = false;
+  (port as unknown as { on(event: 'data', fn: () => void): void }).on('data', () => {
+    accepted = true;
+  });
+  serial.removeAllListeners('data');
+  serial.on('data', (chunk: Buffer) => {
+    const before = Buffer.isBuffer(port._buffer) ? port._buffer : Buffer.alloc(0);
+    const pending = Buffer.concat([before, chunk]);
+    const start = pending.indexOf(startChar);
+    const complete = start >= 0 && pending.indexOf('\r\n', start + 1, 'latin1') > start;
+    accepted = false;
+    let thrown: unknown;
+    try {
+      for (const fn of originals) (fn as (data: Buffer) => void).call(serial, chunk);
+    } catch (error) {
+      thrown = error;
+      port._buffer = Buffer.alloc(0);
+    }
+    if (complete && !accepted && client.isOpen) {
+      const frame = pending.subarray(start, pending.indexOf('\r\n', start + 1, 'latin1') + 2).toString('latin1');
+      const why = thrown !== undefined ? 'malformed' : 'bad LRC, or not an answer to the request';
+      options.log.debug({ frame: JSON.stringify(frame.slice(0, 80)) }, 'bad ASCII frame');
+      options.onBadFrame(wire(), new BadDataError(`${what}: bad ASCII frame (${why}): ${JSON.stringify(frame.slice(0, 40))}`));
+    }
+  });
 }

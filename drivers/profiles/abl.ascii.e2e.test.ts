@@ -82,7 +82,8 @@ describe.runIf(hasSocat)('abl-emh1 over Modbus ASCII at 38400 8E1', () => {
   it('sets the current as a duty cycle (FC16 only: the box refuses FC6), pauses and restores', async () => {
     await device.setCurrentA(10);
     expect(abl.dutyPerMille).toBe(166);
-    expect(ev.offeredCurrentA).toBeCloseTo(10, 5);
+    // The vehicle reads the duty cycle as IEC 61851 says (0.6 A per percent): 16.6 ‰ → 9.96 A.
+    expect(ev.offeredCurrentA).toBeCloseTo(9.96, 5);
     await expect(device.setCurrentA(40)).rejects.toBeInstanceOf(RefusedError);
     await device.pause();
     expect(abl.disabled).toBe(true);
@@ -91,9 +92,9 @@ describe.runIf(hasSocat)('abl-emh1 over Modbus ASCII at 38400 8E1', () => {
     expect(await device.read()).toMatchObject({ plugged: false, enabled: false, powerW: 0 });
     await device.restore();
     expect(abl.disabled).toBe(false);
-    // The profile allows up to 32 A (no installer limit given here): duty 531 ‰.
-    expect(abl.dutyPerMille).toBe(Math.round(32 * 16.6));
-    expect(ev.offeredCurrentA).toBeCloseTo(32, 1);
+    // No installer limit given here: the safe default of 16 A (the profile would allow 32): duty 266 ‰.
+    expect(abl.dutyPerMille).toBe(Math.round(16 * 16.6));
+    expect(ev.offeredCurrentA).toBeCloseTo((266 * 0.6) / 10, 5);
   });
 
   it('a corrupt LRC and no answer surface as typed errors; the line recovers', async () => {

@@ -1,11 +1,12 @@
 /**
- * Register encodings of device profiles: integers of 16/32/64 bits, IEEE-754 floats, strings, with
- * the word order a device uses (high word first is the Modbus convention; some devices put the low
- * word first). Bytes within a register are always big-endian (Modbus).
+ * Register encodings of device profiles: integers of 8 (one byte of a register), 16, 32 and 64 bits,
+ * IEEE-754 floats, strings, with the word order a device uses (high word first is the Modbus
+ * convention; some devices put the low word first). Bytes within a register are always big-endian
+ * (Modbus). Pure functions: no I/O.
  */
-import { encodingRegisters, type Encoding } from './schema.js';
+import { encodingRegisters, type Encoding, type WordOrder, type WriteEncoding } from './schema.js';
 
-export type WordOrder = 'high-first' | 'low-first';
+export type { WordOrder } from './schema.js';
 
 function toBytes(registers: ArrayLike<number>, wordOrder: WordOrder): Buffer {
   const words = Array.from(registers);
@@ -22,10 +23,14 @@ function fromBytes(buf: Buffer, wordOrder: WordOrder): number[] {
   return words;
 }
 
-/** Decodes `registers` (exactly the encoding's length). Strings stop at the first NUL and are trimmed. */
+/**
+ * Decodes `registers` (exactly the encoding's length; strings: any length). Strings are Latin-1, two
+ * characters per register (high byte first), end at the first NUL and are trimmed; word order does
+ * not apply to them. 64-bit integers beyond ±2^53 lose precision (a JS number).
+ */
 export function decodeRegisters(registers: ArrayLike<number>, encoding: Encoding, wordOrder: WordOrder = 'high-first'): number | string {
   const expected = encoding === 'string' ? registers.length : encodingRegisters(encoding);
-  if (registers.length !== expected) throw new RangeError(`${encoding} needs ${expected} registers, got ${registers.length}`);
+  if (registers.length !== expected || expected === 0) throw new RangeError(`${encoding} needs ${expected || 'at least 1'} registers, got ${registers.length}`);
   if (encoding === 'string') {
     const text = toBytes(registers, 'high-first').toString('latin1');
     const end = text.indexOf('\0');
@@ -37,12 +42,16 @@ export function decodeRegisters(registers: ArrayLike<number>, encoding: Encoding
       return buf.readInt16BE(0);
     case 'uint16':
       return buf.readUInt16BE(0);
+    case 'uint8-high':
+      return buf.readUInt8(0);
+    case 'uint8-low':
+      return buf.readUInt8(1);
     case 'int32':
       return buf.readInt32BE(0);
     case 'uint32':
       return buf.readUInt32BE(0);
     case 'float32':
-      return buf.readFloatBE(0);
+      return shortestFloat32(buf.readFloatBE(0));
     case 'float64':
       return buf.readDoubleBE(0);
     case 'int64':
@@ -52,13 +61,25 @@ export function decodeRegisters(registers: ArrayLike<number>, encoding: Encoding
   }
 }
 
-/** Encodes a value for a write; integers must be integers within the encoding's range. */
-export function encodeRegisters(value: number, encoding: 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32', wordOrder: WordOrder = 'high-first'): number[] {
+/** The shortest decimal that is the same float32 (229.8, not 229.8000030517578): a float32 carries
+ * about 7 significant digits, the rest of its double expansion is noise. */
+export function shortestFloat32(v: number): number {
+  if (!Number.isFinite(v) || v === 0) return v;
+  for (let digits = 1; digits <= 9; digits++) {
+    const candidate = Number(v.toPrecision(digits));
+    if (Math.fround(candidate) === v) return candidate;
+  }
+  return v;
+}
+
+/** Encodes a raw value for a write; integer encodings need an integer within their range, float32 a
+ * finite number. Throws RangeError otherwise. */
+export function encodeRegisters(value: number, encoding: WriteEncoding, wordOrder: WordOrder = 'high-first'): number[] {
   const buf = Buffer.alloc(encodingRegisters(encoding) * 2);
   if (encoding !== 'float32' && !Number.isInteger(value)) throw new RangeError(`${encoding} needs an integer, got ${value}`);
   switch (encoding) {
     case 'int16':
-      if (value < -32768 || value > 32767) throw new RangeError(`${value} does not fit int16`);
+      if (value < -0x8000 || value > 0x7fff) throw new RangeError(`${value} does not fit int16`);
       buf.writeInt16BE(value);
       break;
     case 'uint16':
@@ -74,7 +95,7 @@ export function encodeRegisters(value: number, encoding: 'int16' | 'uint16' | 'i
       buf.writeUInt32BE(value);
       break;
     case 'float32':
-      if (!Number.isFinite(value)) throw new RangeError(`${value} is not a finite number`);
+      if (!Number.isFinite(value) || Math.abs(value) > 3.4028234663852886e38) throw new RangeError(`${value} is not a finite float32`);
       buf.writeFloatBE(value);
       break;
   }

@@ -178,8 +178,10 @@ describe('shipped Modbus profiles against the simulators', () => {
     const at = home.device('heat-pump').modbus!;
     const text = readFileSync(resolveProfilePath('lambda-eu-l'), 'utf8')
       .replace('profile: lambda-eu-l', 'profile: lambda-test')
-      .replace('outdoor:     { address: 2,    type: holding, encoding: int16 }', 'outdoor:     { address: 2,    type: holding, encoding: int16, sentinels: [-32768] }')
-      .replace('power:       { address: 103,  type: holding, encoding: int16 }', 'power:       { address: 103,  type: holding, encoding: int16, sentinels: [32767] }');
+      .replace(/(outdoor: +\{ address: 2, +type: holding, encoding: int16)( \})/, '$1, sentinels: [-32768]$2')
+      .replace(/(power: +\{ address: 103, +type: holding, encoding: int16)( \})/, '$1, sentinels: [32767]$2');
+    expect(text).toContain('sentinels: [-32768]');
+    expect(text).toContain('sentinels: [32767]');
     const profile = parseProfileText(text, 'lambda-test.yaml');
     const bus = createModbusBus({ connection: { tcp: { host: at.host, port: at.port } }, clock: systemClock, log: silentLog });
     await bus.start();
@@ -206,6 +208,6 @@ describe('shipped Modbus profiles against the simulators', () => {
     await ev.read();
     home.evCharger!.image.set(120, [0xffff, 0xffff]);
     await expect(ev.read()).rejects.toThrow(BadDataError);
-    await expect(ev.read()).rejects.toThrow(/no usable powerW \(the device reports it as not available \(4294967295\)\)/);
+    await expect(ev.read()).rejects.toThrow(/no usable powerW \(.*4294967295.*\)/);
   });
 });

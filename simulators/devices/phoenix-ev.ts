@@ -1,70 +1,94 @@
 /**
  * A Phoenix Contact EV-CC-AC1-M3 charge controller (also in Wallbe Eco/Pro, Compleo Pro), encoded as
- * the vendor documents it (/work/notes/vendor-layouts.md §1): the IEC 61851 state as an ASCII letter
- * in input 100, every 32-bit value an unsigned integer with the LOW word first, the current setpoint
- * in holding 528 (A, FC6, clamped to the installation maximum in holding 300), charging enabled in
- * coil 400. No watchdog: it keeps the last setpoint and enable bit.
+ * the vendor documents it (/work/notes/vendor-layouts.md §1), in front of an EvCharging session:
+ * - input 100: IEC 61851 state as the ASCII code of its letter ('A' 65, 'B' 66, 'C' 67);
+ * - input 102/108/114/120/128: charging time (s), voltages (V), currents (mA), power (W), session
+ *   energy (Wh), every one an unsigned 32-bit integer with the LOW word first;
+ * - holding 904: lifetime energy (Wh), uint32 low word first;
+ * - holding 300: installation maximum current (A, read only); holding 528: current setpoint (A),
+ *   6..80 (else exception 3), clamped to register 300, written with FC6 (FC16 works too);
+ * - coil 400: charging enabled (FC5 / FC15 write, FC1 read).
+ * Input and holding are separate tables (FC3 on an input register → exception 2). No watchdog.
  */
+import type { Clock } from '../../drivers/clock.js';
 import { ExceptionCode, RegisterImage } from '../modbus/image.js';
 import type { Stepper } from '../ticker.js';
-import { EvCharging, NOMINAL_VOLTAGE_V } from './ev.js';
+import { EvCharging, MIN_CHARGE_CURRENT_A, NOMINAL_VOLTAGE_V } from './ev.js';
 
+/** evcc's and the vendor's unit id for the controller (it ignores the unit id). */
 export const PHOENIX_UNIT_ID = 255;
 
-const REG_STATE = 100;
-const REG_CHARGE_TIME = 102;
-const REG_VOLTAGES = 108;
-const REG_CURRENTS = 114;
-const REG_POWER = 120;
-const REG_SESSION_ENERGY = 128;
-const REG_MAX_CURRENT = 300;
-const REG_COIL_ENABLE = 400;
-const REG_SETPOINT = 528;
-const REG_LIFETIME_ENERGY = 904;
+export const PHOENIX_REGISTERS = {
+  state: 100,
+  chargeTimeS: 102,
+  voltagesV: 108,
+  currentsMa: 114,
+  powerW: 120,
+  sessionEnergyWh: 128,
+  maxCurrentA: 300,
+  enableCoil: 400,
+  setpointA: 528,
+  lifetimeEnergyWh: 904,
+} as const;
+const R = PHOENIX_REGISTERS;
+const MAX_SETPOINT_A = 80;
 
-function lowWordFirst(value: number): [number, number] {
+/** An unsigned 32-bit value as two registers, low word first (the Phoenix word order). */
+export function uint32LowWordFirst(value: number): [number, number] {
   const v = Math.max(0, Math.min(0xffffffff, Math.round(value)));
-  return [v & 0xffff, Math.floor(v / 0x10000) & 0xffff];
+  return [v % 0x10000, Math.floor(v / 0x10000)];
 }
 
 export class PhoenixEvCharger implements Stepper {
   readonly image = new RegisterImage();
-  readonly charging: EvCharging;
-  /** Setpoint register as last written (A). */
+  /** Setpoint register as it stands (A, after clamping to register 300). */
   setpointA: number;
 
-  constructor(charging: EvCharging) {
-    this.charging = charging;
+  private readonly clock: Clock;
+
+  /** `clock`: default the session's. */
+  constructor(
+    readonly charging: EvCharging,
+    options: { clock?: Clock } = {},
+  ) {
+    this.clock = options.clock ?? charging.clock;
     this.setpointA = charging.maxCurrentA;
     const img = this.image;
-    img.defineBlock(REG_STATE, 30); // 100..129
-    img.defineBlock(REG_MAX_CURRENT, 1);
-    img.defineBlock(REG_SETPOINT, 1);
-    img.defineBlock(REG_LIFETIME_ENERGY, 2);
-    img.setWritable(REG_SETPOINT, 1);
-    img.defineCoils(REG_COIL_ENABLE, 1);
-    img.setCoil(REG_COIL_ENABLE, true);
-    img.set(REG_MAX_CURRENT, [charging.maxCurrentA]);
+    img.defineBlock(R.state, 30, 'input'); // 100..129
+    img.defineBlock(R.maxCurrentA, 1, 'holding');
+    img.defineBlock(R.setpointA, 1, 'holding');
+    img.defineBlock(R.lifetimeEnergyWh, 2, 'holding');
+    img.setWritable(R.setpointA, 1);
+    img.defineCoils(R.enableCoil, 1);
+    img.setCoil(R.enableCoil, true);
+    img.set(R.maxCurrentA, [charging.maxCurrentA]);
     img.addWriteHook({
-      validate: (w) => (w.address === REG_SETPOINT && (w.values[0]! < 6 || w.values[0]! > 80) ? ExceptionCode.IllegalDataValue : undefined),
+      validate: (w) => {
+        const value = w.values[0]!;
+        return w.address === R.setpointA && (value < MIN_CHARGE_CURRENT_A || value > MAX_SETPOINT_A) ? ExceptionCode.IllegalDataValue : undefined;
+      },
       apply: (w) => {
-        if (w.address !== REG_SETPOINT) return;
+        if (w.address !== R.setpointA) return;
         this.setpointA = Math.min(w.values[0]!, charging.maxCurrentA);
-        img.set(REG_SETPOINT, [this.setpointA]);
         this.apply();
       },
     });
     img.onCoilWrite((w) => {
-      if (w.address === REG_COIL_ENABLE) this.apply();
+      if (w.address === R.enableCoil) this.apply();
     });
     this.apply();
   }
 
+  /** Charging enabled (coil 400). */
+  get enabled(): boolean {
+    return this.image.readCoils(R.enableCoil, 1)[0]!;
+  }
+
   private apply(): void {
     this.charging.offeredCurrentA = this.setpointA;
-    this.charging.enabled = this.image.readCoils(REG_COIL_ENABLE, 1)[0]!;
+    this.charging.enabled = this.enabled;
     this.charging.recompute();
-    this.encode(this.charging.sessionStartedMs);
+    this.encode(this.clock.now());
   }
 
   step(nowMs: number): void {
@@ -74,17 +98,17 @@ export class PhoenixEvCharger implements Stepper {
   private encode(nowMs: number): void {
     const c = this.charging;
     const img = this.image;
-    img.set(REG_STATE, [c.pilot.charCodeAt(0)]);
-    img.set(REG_CHARGE_TIME, lowWordFirst(c.vehicle ? (nowMs - c.sessionStartedMs) / 1000 : 0));
-    const phases = c.powerW > 0 ? c.phases : 0;
-    const currentmA = phases > 0 ? (c.powerW / phases / NOMINAL_VOLTAGE_V) * 1000 : 0;
+    img.set(R.state, [c.pilot.charCodeAt(0)]);
+    img.set(R.chargeTimeS, uint32LowWordFirst(c.vehicle ? (nowMs - c.sessionStartedMs) / 1000 : 0));
+    const phases = c.activePhases;
+    const currentMa = c.currentA * 1000;
     for (let i = 0; i < 3; i++) {
-      img.set(REG_VOLTAGES + 2 * i, lowWordFirst(NOMINAL_VOLTAGE_V));
-      img.set(REG_CURRENTS + 2 * i, lowWordFirst(i < phases ? currentmA : 0));
+      img.set(R.voltagesV + 2 * i, uint32LowWordFirst(NOMINAL_VOLTAGE_V));
+      img.set(R.currentsMa + 2 * i, uint32LowWordFirst(i < phases ? currentMa : 0));
     }
-    img.set(REG_POWER, lowWordFirst(c.powerW));
-    img.set(REG_SESSION_ENERGY, lowWordFirst(c.sessionEnergyWh));
-    img.set(REG_LIFETIME_ENERGY, lowWordFirst(c.lifetimeEnergyWh));
-    img.set(REG_SETPOINT, [this.setpointA]);
+    img.set(R.powerW, uint32LowWordFirst(c.powerW));
+    img.set(R.sessionEnergyWh, uint32LowWordFirst(c.sessionEnergyWh));
+    img.set(R.lifetimeEnergyWh, uint32LowWordFirst(c.lifetimeEnergyWh));
+    img.set(R.setpointA, [this.setpointA]);
   }
 }

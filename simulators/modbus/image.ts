@@ -1,6 +1,7 @@
 /**
- * A device's register image: blocks of 16-bit holding registers, a writable mask and write hooks.
- * FC3 and FC4 both read this one image.
+ * A device's register image: blocks of 16-bit registers, a writable mask, write hooks and coils.
+ * A block belongs to the holding table (FC3 read, FC6/FC16 write), the input table (FC4 read only) or
+ * both (the default: SunSpec devices answer FC3 and FC4 alike). Blocks never overlap, whatever table.
  */
 
 export const ExceptionCode = {
@@ -24,13 +25,17 @@ export interface WriteHook {
   apply?(write: RegisterWrite): void;
 }
 
+/** Which function codes see a block: 'holding' FC3 (and FC6/FC16), 'input' FC4, 'both' either. */
+export type RegisterTable = 'holding' | 'input' | 'both';
+
 interface Block {
   readonly start: number;
   readonly registers: Uint16Array;
   readonly writable: Uint8Array;
+  readonly table: RegisterTable;
 }
 
-/** A coil write from the bus (FC5). */
+/** A coil write from the bus (FC5, or one coil of an FC15). */
 export interface CoilWrite {
   readonly address: number;
   readonly value: boolean;
@@ -92,15 +97,29 @@ export class RegisterImage {
 
   /** A coil write from the bus: exception 2 for an undefined or read-only coil. */
   writeCoilFromBus(address: number, value: boolean): number | undefined {
-    const c = this.coils.get(address);
-    if (!c || !c.writable) return ExceptionCode.IllegalDataAddress;
-    c.value = value;
-    for (const hook of this.coilHooks) hook({ address, value });
+    return this.writeCoilsFromBus(address, [value]);
+  }
+
+  /** Several coils from the bus (FC15): all written, or none (exception 2 if any is undefined or read-only). */
+  writeCoilsFromBus(address: number, values: readonly boolean[]): number | undefined {
+    for (let i = 0; i < values.length; i++) {
+      const c = this.coils.get(address + i);
+      if (!c || !c.writable) return ExceptionCode.IllegalDataAddress;
+    }
+    values.forEach((value, i) => {
+      this.coils.get(address + i)!.value = value;
+    });
+    values.forEach((value, i) => {
+      for (const hook of this.coilHooks) hook({ address: address + i, value });
+    });
     return undefined;
   }
 
-  /** Defines `length` registers from `start`, all zero and read-only. Blocks may not overlap. */
-  defineBlock(start: number, length: number): void {
+  /**
+   * Defines `length` registers from `start`, all zero and read-only, in `table` (default 'both').
+   * Blocks may not overlap.
+   */
+  defineBlock(start: number, length: number, table: RegisterTable = 'both'): void {
     if (!Number.isInteger(start) || start < 0 || length < 1 || start + length > 0x10000) {
       throw new RangeError(`bad block ${start}+${length}`);
     }
@@ -109,7 +128,7 @@ export class RegisterImage {
         throw new RangeError(`block ${start}+${length} overlaps block at ${b.start}`);
       }
     }
-    this.blocks.push({ start, registers: new Uint16Array(length), writable: new Uint8Array(length) });
+    this.blocks.push({ start, registers: new Uint16Array(length), writable: new Uint8Array(length), table });
     this.blocks.sort((a, b) => a.start - b.start);
   }
 
@@ -121,15 +140,24 @@ export class RegisterImage {
     return undefined;
   }
 
-  isDefined(address: number, count = 1): boolean {
-    for (let a = address; a < address + count; a++) if (!this.locate(a)) return false;
+  /**
+   * True when every register of address..address+count−1 is defined; with `table`, only blocks a
+   * request of that table sees count ('holding': FC3, 'input': FC4; 'both' blocks serve either).
+   */
+  isDefined(address: number, count = 1, table?: 'holding' | 'input'): boolean {
+    for (let a = address; a < address + count; a++) {
+      const at = this.locate(a);
+      if (!at) return false;
+      if (table !== undefined && at.block.table !== 'both' && at.block.table !== table) return false;
+    }
     return true;
   }
 
+  /** True when every register is defined, writable, and not in an input-only block. */
   isWritable(address: number, count = 1): boolean {
     for (let a = address; a < address + count; a++) {
       const at = this.locate(a);
-      if (!at || at.block.writable[at.index] !== 1) return false;
+      if (!at || at.block.table === 'input' || at.block.writable[at.index] !== 1) return false;
     }
     return true;
   }
@@ -138,6 +166,7 @@ export class RegisterImage {
     for (let a = address; a < address + count; a++) {
       const at = this.locate(a);
       if (!at) throw new RangeError(`register ${a} is not defined`);
+      if (writable && at.block.table === 'input') throw new RangeError(`register ${a} is an input register`);
       at.block.writable[at.index] = writable ? 1 : 0;
     }
   }
@@ -172,11 +201,11 @@ export class RegisterImage {
 
   /**
    * A write from the bus. Returns an exception code, or undefined when written.
-   * Any register outside the blocks, or defined but not writable (read-only), gives 2 (illegal data
-   * address); a hook refusing the value gives the hook's code (normally 3, illegal data value).
+   * Any register outside the holding blocks, or defined but not writable (read-only), gives 2 (illegal
+   * data address); a hook refusing the value gives the hook's code (normally 3, illegal data value).
    */
   writeFromBus(address: number, values: readonly number[]): number | undefined {
-    if (!this.isDefined(address, values.length)) return ExceptionCode.IllegalDataAddress;
+    if (!this.isDefined(address, values.length, 'holding')) return ExceptionCode.IllegalDataAddress;
     if (!this.isWritable(address, values.length)) return ExceptionCode.IllegalDataAddress;
     const write: RegisterWrite = { address, values };
     for (const hook of this.hooks) {

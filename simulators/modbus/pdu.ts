@@ -9,11 +9,18 @@ export function exceptionPdu(functionCode: number, code: number): Buffer {
   return Buffer.from([(functionCode | 0x80) & 0xff, code & 0xff]);
 }
 
+/** Largest coil count of one FC1 read / FC15 write (Modbus spec). */
+export const MAX_READ_COILS = 2000;
+export const MAX_WRITE_COILS = 0x7b0;
+
 /**
  * Answers one request PDU (function code + data) from a register image; returns the response PDU.
- * Supported: FC1 and FC5 (coils), FC3, FC4 (same image), FC6, FC16, with the image's quirks. Unknown function → exception 1; malformed PDU or a
- * count outside 1..125 (read) / 1..123 (write) or a byte count that does not match → exception 3 (as
- * the Modbus spec orders the checks); a register outside the image or read-only → exception 2.
+ * Supported: FC1, FC5 and FC15 (coils; exception 1 on a device without coils), FC3 (holding blocks),
+ * FC4 (input blocks; blocks of table 'both' answer both), FC6, FC16, with the image's quirks (FC6
+ * refused with exception 1, a smaller read limit, reads only on value boundaries). Unknown function →
+ * exception 1; malformed PDU or a count outside 1..125 (read) / 1..123 (write) or a byte count that
+ * does not match → exception 3 (as the Modbus spec orders the checks); a register outside the table,
+ * read-only, or a read that splits a value → exception 2.
  */
 export function handlePdu(image: RegisterImage, request: Buffer): Buffer {
   const fc = request[0] ?? 0;
@@ -24,7 +31,7 @@ export function handlePdu(image: RegisterImage, request: Buffer): Buffer {
       if (request.length !== 5) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
       const address = request.readUInt16BE(1);
       const count = request.readUInt16BE(3);
-      if (count < 1 || count > 2000) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
+      if (count < 1 || count > MAX_READ_COILS) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
       if (!image.hasCoils(address, count)) return exceptionPdu(fc, ExceptionCode.IllegalDataAddress);
       const bits = image.readCoils(address, count);
       const out = Buffer.alloc(2 + Math.ceil(count / 8));
@@ -53,11 +60,12 @@ export function handlePdu(image: RegisterImage, request: Buffer): Buffer {
       if (count < 1 || count > Math.min(MAX_READ_REGISTERS, quirks.maxReadRegisters ?? MAX_READ_REGISTERS)) {
         return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
       }
-      if (address + count > 0x10000 || !image.isDefined(address, count)) {
+      const table = fc === 3 ? 'holding' : 'input';
+      if (address + count > 0x10000 || !image.isDefined(address, count, table)) {
         return exceptionPdu(fc, ExceptionCode.IllegalDataAddress);
       }
       const starts = quirks.valueStarts;
-      if (starts && (!starts.has(address) || (image.isDefined(address + count) && !starts.has(address + count)))) {
+      if (starts && (!starts.has(address) || (image.isDefined(address + count, 1, table) && !starts.has(address + count)))) {
         return exceptionPdu(fc, ExceptionCode.IllegalDataAddress);
       }
       const values = image.read(address, count);
@@ -75,6 +83,21 @@ export function handlePdu(image: RegisterImage, request: Buffer): Buffer {
       const code = image.writeFromBus(address, [value]);
       if (code !== undefined) return exceptionPdu(fc, code);
       return Buffer.from(request);
+    }
+    case 15: {
+      if (!image.supportsCoils) return exceptionPdu(fc, ExceptionCode.IllegalFunction);
+      if (request.length < 6) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
+      const address = request.readUInt16BE(1);
+      const count = request.readUInt16BE(3);
+      const byteCount = request[5]!;
+      if (count < 1 || count > MAX_WRITE_COILS || byteCount !== Math.ceil(count / 8) || request.length !== 6 + byteCount) {
+        return exceptionPdu(fc, ExceptionCode.IllegalDataValue);
+      }
+      const values: boolean[] = [];
+      for (let i = 0; i < count; i++) values.push((request[6 + (i >> 3)]! & (1 << (i & 7))) !== 0);
+      const code = image.writeCoilsFromBus(address, values);
+      if (code !== undefined) return exceptionPdu(fc, code);
+      return request.subarray(0, 5);
     }
     case 16: {
       if (request.length < 6) return exceptionPdu(fc, ExceptionCode.IllegalDataValue);

@@ -35,11 +35,13 @@ export function frameGapMs(baudRate: number, bitsPerChar = 11): number {
 }
 
 /**
- * A Modbus RTU server on a serial device. A pseudo-terminal delivers bytes instantly, so the server
- * spends real wire time itself: the request is processed only after its bytes would have arrived at
- * `baudRate` plus the 3.5-character gap, and the answer is written after its own transmission time.
- * Frames with a bad CRC, or for unit ids it does not hold, are ignored. Unit id 0 (broadcast) writes
- * reach every unit and are not answered.
+ * A Modbus serial server (RTU, or ASCII with `framing: 'ascii'`) on a serial device. A pseudo-terminal
+ * delivers bytes instantly, so the server spends real wire time itself: an RTU request is processed
+ * only after its bytes would have arrived at `baudRate` plus the 3.5-character gap (an ASCII request
+ * once its last character, the LF, would have arrived), and the answer is written after its own
+ * transmission time (ASCII: two characters per byte plus ':' and CR LF). Frames with a bad CRC / LRC,
+ * or for unit ids it does not hold, are ignored. Unit id 0 (broadcast) writes reach every unit and
+ * are not answered. Fault 'garbage' variant 'bad-crc' sends a wrong LRC in ASCII framing.
  */
 export class ModbusRtuServer {
   readonly units = new UnitTable();
@@ -141,20 +143,22 @@ export class ModbusRtuServer {
     }
   }
 
+  /**
+   * Modbus ASCII: a frame is ':' + hex digits + CR LF; a ':' starts a new frame (whatever came before
+   * it is dropped), the last byte of the decoded frame is its LRC. Bad hex or a bad LRC: dropped.
+   */
   private onAsciiBytes(): void {
     for (;;) {
-      const start = this.rx.indexOf(0x3a); // ':'
-      if (start < 0) {
-        this.rx = Buffer.alloc(0);
-        return;
-      }
-      const end = this.rx.indexOf('\r\n', start);
+      const end = this.rx.indexOf('\r\n', 0, 'latin1');
       if (end < 0) {
-        this.rx = this.rx.subarray(start);
+        const start = this.rx.lastIndexOf(0x3a); // ':'
+        this.rx = start < 0 ? Buffer.alloc(0) : this.rx.subarray(start);
         return;
       }
-      const hex = this.rx.subarray(start + 1, end).toString('latin1');
+      const start = this.rx.subarray(0, end).lastIndexOf(0x3a);
+      const hex = start < 0 ? '' : this.rx.subarray(start + 1, end).toString('latin1');
       this.rx = this.rx.subarray(end + 2);
+      if (start < 0) continue; // CR LF without a frame start: line noise
       if (hex.length < 6 || hex.length % 2 !== 0 || !/^[0-9A-Fa-f]+$/.test(hex)) {
         this.droppedFrames++;
         continue;

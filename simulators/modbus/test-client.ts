@@ -21,6 +21,15 @@ export async function rtuClient(path: string, baudRate: number, unitId: number, 
   return client;
 }
 
+/** A Modbus ASCII client (modbus-serial's AsciiPort), e.g. for an ABL charger at 38400 8E1. */
+export async function asciiClient(path: string, baudRate: number, unitId: number, timeoutMs = 500): Promise<Client> {
+  const client = new ModbusRTU();
+  await client.connectAsciiSerial(path, { baudRate, parity: 'even', dataBits: 8, stopBits: 1 });
+  client.setID(unitId);
+  client.setTimeout(timeoutMs);
+  return client;
+}
+
 export async function closeClient(client: Client): Promise<void> {
   if (!client.isOpen) return;
   await new Promise<void>((resolve) => {

@@ -7,8 +7,8 @@ import type { RegisterImage } from './image.js';
  * - slow: the answer is sent `delayMs` (real ms) later than it would be.
  * - exception: every request is answered with exception `code` (nothing is read or written).
  * - drop-connection: TCP: the connection is destroyed on every request while set; RTU: like no-answer.
- * - garbage: the answer is corrupt. variant 'random' (default): 3–24 random bytes; 'bad-crc' (RTU): a
- *   correct frame whose CRC is wrong; 'bad-length' (TCP): a correct answer whose MBAP length field is
+ * - garbage: the answer is corrupt. variant 'random' (default): 3–24 random bytes; 'bad-crc' (serial): a
+ *   correct frame whose CRC (RTU) or LRC (ASCII framing) is wrong; 'bad-length' (TCP): a correct answer whose MBAP length field is
  *   wrong. On TCP 'bad-crc' behaves as 'random'; on RTU 'bad-length' sends the frame cut short.
  */
 export type Fault =
