@@ -2,7 +2,7 @@
  * The device profile format: one file per device model (YAML or JSON) describing where its values
  * are (sources), how to change it (actions), how those map onto its device class (readings,
  * controls), its limits and how it reverts by itself. One zod schema gives validation, the TS types
- * and the JSON Schema for editors (json-schema.ts); the cross-checks a schema cannot express (names
+ * and the JSON Schema for editors (agent/config/json-schema.ts); the cross-checks a schema cannot express (names
  * that must exist, value types per class field, overlapping writes, raw ranges against limits,
  * missing class fields) follow in `checkProfile`. A profile that passes both never fails at its first
  * write for a reason the file could have told.
