@@ -36,6 +36,10 @@ import { openStore, RetentionRunner, type ReadingWriter, type Store } from './st
 import { VERSION } from './version.js';
 import { PendingRestores } from './restore.js';
 import { SqliteRestoreLedger } from './store/restore-ledger.js';
+import type { OrderSide } from './dispatch/order-side.js';
+import type { Dispatcher, DispatchDevice } from './dispatch/dispatcher.js';
+import type { DeltaRangeW } from './dispatch/verify.js';
+import type { BatteryReading, PvReading } from '../drivers/classes.js';
 
 export interface AgentEvents {
   snapshot: SiteSnapshot;
@@ -98,6 +102,12 @@ export class Agent {
   private readonly profiles = new Map<string, Profile>();
   private readonly transports: ProfileTransport[] = [];
   private restores: PendingRestores | undefined;
+  private orderSide: OrderSide | undefined;
+  private dispatcher: Dispatcher | undefined;
+  private nextOrderTimer: ReturnType<Clock['setTimeout']> | undefined;
+  /** Decisions queued before the control loop exists (orders of a persistent session) wait here. */
+  private readonly loopReady: Promise<ControlLoop>;
+  private resolveLoop: (loop: ControlLoop) => void = () => undefined;
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -105,6 +115,14 @@ export class Agent {
     this.clock = options.clock ?? systemClock;
     this.events = new EventBus(this.log.child({ module: 'events' }));
     this.startedAtMs = this.clock.now();
+    this.loopReady = new Promise((resolve) => {
+      this.resolveLoop = resolve;
+    });
+  }
+
+  /** The order book and dispatcher, when dispatch is configured (tests, the demo). */
+  get dispatch(): { side: OrderSide; dispatcher: Dispatcher | undefined } | undefined {
+    return this.orderSide ? { side: this.orderSide, dispatcher: this.dispatcher } : undefined;
   }
 
   get snapshot(): SiteSnapshot | undefined {
@@ -168,6 +186,8 @@ export class Agent {
     }
     if (config.uplink && this.key) {
       this.uplink = new Uplink({ ...config.uplink, gateway: this.key.address, version: VERSION, log: this.log.child({ module: 'uplink' }), now: () => clock.now() });
+      // Before the uplink connects: a persistent session delivers the orders queued while we were away at once.
+      if (config.dispatch) await this.startOrderSide(config.dispatch, this.uplink, this.key);
       this.uplink.start();
     }
     await this.startMetering();
@@ -222,10 +242,26 @@ export class Agent {
         this.localApi?.publishSnapshot(snapshot);
         this.events.emit('snapshot', snapshot);
       },
-      decide: async () => {
+      decide: async (snapshot) => {
         await restores.run();
+        await this.decideDispatch(snapshot);
       },
     });
+    if (this.orderSide) {
+      const { Dispatcher } = await import('./dispatch/dispatcher.js');
+      this.dispatcher = new Dispatcher({
+        clock,
+        log: this.log.child({ module: 'dispatcher' }),
+        feedback: this.orderSide.book,
+        audit: this.orderSide.audit,
+        restoreLedger: this.orderSide.restoreLedger,
+        devices: () => this.dispatchDevices(),
+        cycleMs: this.loop.cycleMs,
+        deadManMs: config.dispatch!.deadManMs,
+      });
+      this.orderSide.book.attachExecution(this.dispatcher);
+    }
+    this.resolveLoop(this.loop);
     this.loop.start();
     // One listener for the whole agent: the parts stop in order (loop, store, buses, API), not all at once.
     signal?.addEventListener('abort', () => void this.stop(), { once: true });
@@ -238,7 +274,11 @@ export class Agent {
   }
 
   private async doStop(): Promise<void> {
+    if (this.nextOrderTimer) this.clock.clearTimeout(this.nextOrderTimer);
     await this.loop?.stop();
+    // Orders are not carried out by a stopped agent: every device it changed goes back to normal.
+    await this.dispatcher?.releaseAll().catch((err: unknown) => this.log.error({ err }, 'could not restore the devices'));
+    await this.orderSide?.stop().catch((err: unknown) => this.log.warn({ err }, 'status outbox did not stop cleanly'));
     await this.outbox?.stop();
     await this.uplink?.stop().catch((err: unknown) => this.log.warn({ err }, 'uplink did not stop cleanly'));
     this.retention?.stop();
@@ -253,6 +293,91 @@ export class Agent {
     await this.broker?.close();
     this.store?.close();
     this.log.info({}, 'agent stopped');
+  }
+
+  /** The order side (PROTOCOL.md §3): verification, order book, statuses; orders queue into the loop. */
+  private async startOrderSide(dispatch: NonNullable<Config['dispatch']>, uplink: Uplink, key: GatewayKey): Promise<void> {
+    const { config, clock, store } = this;
+    if (!store) return;
+    const { createOrderSide } = await import('./dispatch/order-side.js');
+    const chainId = dispatch.chainId ?? config.chain?.chainId;
+    if (chainId === undefined) throw new Error('dispatch needs a chain id (dispatch.chainId or chain.chainId)');
+    this.orderSide = createOrderSide({
+      db: store.database,
+      clock,
+      log: this.log,
+      key,
+      dispatch,
+      chainId,
+      deltaRangeW: () => this.deltaRangeW(),
+      transport: uplink.statusTransport(),
+      enqueue: (task) => this.loopReady.then((loop) => loop.enqueue(task)),
+      // An order accepted, ended, started or aborted: decide now, not at the next cycle.
+      onChange: () => void this.loopReady.then((loop) => loop.enqueue(() => this.decideDispatch(loop.lastSnapshot))),
+    });
+    uplink.onOrder((raw) => this.orderSide?.intake.push(raw));
+    this.orderSide.start();
+  }
+
+  /** Inside the loop's serial section: end what is due, then one dispatcher step; wake for the next start or end. */
+  private async decideDispatch(snapshot: SiteSnapshot | undefined): Promise<void> {
+    const side = this.orderSide;
+    const dispatcher = this.dispatcher;
+    if (!side || !dispatcher) return;
+    const nowMs = this.clock.now();
+    side.book.tick(nowMs);
+    await dispatcher.step(snapshot, side.book.activeOrders(nowMs));
+    const nextMs = side.book.nextChangeAtMs(this.clock.now());
+    if (this.nextOrderTimer) this.clock.clearTimeout(this.nextOrderTimer);
+    this.nextOrderTimer = undefined;
+    if (nextMs !== undefined && !this.stopping) {
+      const loop = this.loop;
+      this.nextOrderTimer = this.clock.setTimeout(() => {
+        this.nextOrderTimer = undefined;
+        void loop?.enqueue(() => this.decideDispatch(loop.lastSnapshot));
+      }, Math.max(0, nextMs - this.clock.now()));
+    }
+  }
+
+  /** The devices the dispatcher may move, with the installer's limits. */
+  private dispatchDevices(): DispatchDevice[] {
+    return this.config.devices.map((d) => ({
+      id: d.id,
+      device: this.handles.find((h) => h.id === d.id)?.connectedDevice,
+      settings: {
+        ...(d.battery ? { batteryReserveSocPct: d.battery.reserveSocPct } : {}),
+        ...(d.evCharger?.departure ? { evDeparture: d.evCharger.departure } : {}),
+        ...(d.hvac ? { hvacComfort: { minC: d.hvac.comfortMinC, maxC: d.hvac.comfortMaxC } } : {}),
+      },
+    }));
+  }
+
+  /** What SITE_DELTA may ask for: the sum of the devices' ranges (config, or the device's own ratings). */
+  private deltaRangeW(): DeltaRangeW {
+    let minW = 0;
+    let maxW = 0;
+    const readings = new Map((this.snapshot?.devices ?? []).map((d) => [d.id, d.reading]));
+    for (const d of this.config.devices) {
+      const reading = readings.get(d.id);
+      if (d.class === 'battery') {
+        const r = reading as BatteryReading | undefined;
+        minW -= r?.maxDischargeW ?? 0;
+        maxW += r?.maxChargeW ?? 0;
+      } else if (d.class === 'pv') {
+        maxW += (reading as PvReading | undefined)?.ratedPowerW ?? 0;
+      } else if (d.class === 'ev-charger') {
+        const ev = d.evCharger ?? { maxCurrentA: 16, voltageV: 230, phases: 3 };
+        const w = ev.maxCurrentA * ev.voltageV * ev.phases;
+        minW -= w;
+        maxW += w;
+      } else if (d.class === 'hvac' || d.class === 'load') {
+        const device = this.handles.find((h) => h.id === d.id)?.connectedDevice as { ratedPowerW?: number } | undefined;
+        const w = device?.ratedPowerW ?? d.hvac?.ratedPowerW ?? d.load?.ratedPowerW ?? 0;
+        minW -= w;
+        maxW += w;
+      }
+    }
+    return { minW, maxW };
   }
 
   /** Metering proofs: leaves from the site meter, signed intervals, anchored through the outbox. */

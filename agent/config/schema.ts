@@ -289,6 +289,9 @@ export const configSchema = z
         siteMaxImportW: int(0, 1_000_000).describe('largest site import an order may ask for (the connection limit)'),
         siteMaxExportW: int(0, 1_000_000).describe('largest site export an order may ask for'),
         statusResendMs: int(1000, 10 * MINUTE_MS).default(30_000).describe('statuses not acknowledged by the broker are sent again this often'),
+        deadManMs: int(2000, 15 * MINUTE_MS)
+          .default(30_000)
+          .describe('PV limits and battery setpoints carry a device revert timer of this length, written again while an order runs: they revert by themselves this long after flexgate stops'),
       })
       .optional()
       .describe('signed demand-response orders from aggregators (PROTOCOL.md §3): needs uplink and a gateway key'),
