@@ -16,6 +16,10 @@ import { Agent } from './agent.js';
 import { configSchema, type Config, type ConfigInput } from './config/schema.js';
 import { renderLine, renderScreen } from './live-view.js';
 import { createLogger } from './logger.js';
+import { secp256k1 } from '@noble/curves/secp256k1';
+import { bytesToHex } from '@noble/hashes/utils';
+import { addressOf, type Hex } from '../ledger-client/eip712.js';
+import { AggregatorSimulator, REASON_NAMES, STATUS_NAMES, type ReceivedStatus, type SendOptions } from '../simulators/aggregator/aggregator.js';
 
 export interface DemoOptions {
   dataDir?: string | undefined;
@@ -63,9 +67,30 @@ export function writeManifest(path: string, manifest: DemoManifest): void {
   renameSync(tmp, path);
 }
 
-export function demoConfig(home: SimulatedHome, dataDir: string, chain?: DemoChain): Config {
+/** The demo's aggregator: its broker (the gateway's uplink) and its address (trusted by the gateway). */
+export interface DemoAggregator {
+  brokerUrl: string;
+  address: string;
+  chainId: number;
+}
+
+/** What the demo aggregator sends, in turn, one order every DEMO_ORDER_EVERY_MS (values in W). */
+export const DEMO_ORDERS: readonly Omit<SendOptions, 'startMs'>[] = [
+  { signal: 'delta', valueW: -3000, durationMs: 30_000, rampMs: 5000 },
+  { signal: 'import-limit', valueW: 1000, durationMs: 30_000 },
+  { signal: 'setpoint', valueW: 2000, durationMs: 30_000, randomizeMs: 5000 },
+];
+export const DEMO_ORDER_EVERY_MS = 45_000;
+
+export function demoConfig(home: SimulatedHome, dataDir: string, chain?: DemoChain, aggregator?: DemoAggregator): Config {
   const input: ConfigInput = {
     gateway: { name: DEMO_GATEWAY_NAME, dataDir },
+    ...(aggregator
+      ? {
+          uplink: { url: aggregator.brokerUrl },
+          dispatch: { trustedAggregators: [aggregator.address], chainId: aggregator.chainId, siteMaxImportW: 30_000, siteMaxExportW: 15_000 },
+        }
+      : {}),
     ...(chain
       ? {
           metering: { leafIntervalMs: DEMO_LEAF_INTERVAL_MS, intervalMs: DEMO_INTERVAL_MS },
@@ -123,9 +148,23 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     anvil = undefined;
     out.write(`note: no local chain (${err instanceof Error ? err.message.split('\n')[0] : String(err)}): running without metering proofs.\n`);
   }
+  // The aggregator's side: its own broker (the gateway's uplink) and key, new on every run.
+  const uplinkBroker = await startEmbeddedBroker({ host: '127.0.0.1', port: 0 });
+  const aggregatorKey: Hex = `0x${bytesToHex(secp256k1.utils.randomPrivateKey())}`;
+  const demoAggregator: DemoAggregator = { brokerUrl: uplinkBroker.url, address: addressOf(aggregatorKey), chainId: chain?.chainId ?? 31337 };
   const home = await SimulatedHome.start({ speed: options.speed, seed: Date.now() % 1000, variants: { battery: 'der' }, flexibleLoads: true, ...(useRtu ? { meterOnRtu: { baudRate: RTU_BAUD_RATE } } : {}) });
-  const config = demoConfig(home, dataDir, chain);
+  const config = demoConfig(home, dataDir, chain, demoAggregator);
   const agent = new Agent({ config, log });
+  let aggregator: AggregatorSimulator | undefined;
+  let orderTimer: NodeJS.Timeout | undefined;
+  const stopAll = async () => {
+    if (orderTimer) clearInterval(orderTimer);
+    await aggregator?.stop();
+    await agent.stop();
+    await home.stop();
+    await uplinkBroker.close();
+    await anvil?.stop();
+  };
   const controller = new AbortController();
   const stop = (why: string) => {
     if (!controller.signal.aborted) controller.abort(new Error(why));
@@ -140,6 +179,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await home.startMqttDevices(agent.localBrokerUrl!);
     const manifestPath = join(dataDir, 'demo.json');
     writeManifest(manifestPath, {
+      brokerUrl: demoAggregator.brokerUrl,
+      aggregator: { address: demoAggregator.address, privateKey: aggregatorKey },
       localBrokerUrl: agent.localBrokerUrl!,
       ...(chain ? { rpcUrl: chain.rpcUrl, chainId: chain.chainId, contracts: { proofs: chain.contracts.proofs, registry: chain.contracts.registry } } : {}),
       gateway: { name: DEMO_GATEWAY_NAME, address: key.address },
@@ -157,8 +198,33 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       out.write(`chain: anvil at ${chain.rpcUrl} (chain id ${chain.chainId}), proof registry ${chain.contracts.proofs}; gateway ${key.address}\n`);
       out.write(`metering: a reading every ${DEMO_LEAF_INTERVAL_MS / 1000} s, one signed proof every ${DEMO_INTERVAL_MS / 1000} s, anchored on the chain\n`);
     }
+    out.write(`aggregator: ${demoAggregator.address} on ${demoAggregator.brokerUrl} sends a signed order every ${DEMO_ORDER_EVERY_MS / 1000} s (its key is in the manifest: send your own with npm run aggregator)\n`);
     out.write('Ctrl-C stops the demo.\n');
     const tty = out.isTTY === true;
+    aggregator = await AggregatorSimulator.start({ brokerUrl: demoAggregator.brokerUrl, chainId: demoAggregator.chainId, privateKey: aggregatorKey, gateway: key.address });
+    const orderLines: string[] = [];
+    const note = (line: string) => {
+      orderLines.push(`${new Date().toISOString().slice(11, 19)} ${line}`);
+      if (orderLines.length > 4) orderLines.shift();
+      if (!tty) out.write(`order: ${line}\n`);
+    };
+    aggregator.onStatus((st: ReceivedStatus) => {
+      const m = st.message;
+      if (!m) return;
+      const reason = m.reason ? ` (${REASON_NAMES[m.reason] ?? m.reason})` : '';
+      note(`${m.orderId.slice(0, 10)}… ${STATUS_NAMES[m.status] ?? m.status}${reason}, deliveredWh ${m.deliveredWh}${st.valid ? ', signature ok' : ', BAD SIGNATURE'}`);
+    });
+    let next = 0;
+    const sendNext = () => {
+      const o = DEMO_ORDERS[next++ % DEMO_ORDERS.length]!;
+      aggregator
+        ?.send(o)
+        .then((e) => note(`${e.message.orderId.slice(0, 10)}… sent: ${o.signal} ${o.valueW} W for ${o.durationMs / 1000} s`))
+        .catch((err: unknown) => note(`could not send: ${err instanceof Error ? err.message : String(err)}`));
+    };
+    setTimeout(sendNext, 10_000).unref();
+    orderTimer = setInterval(sendNext, DEMO_ORDER_EVERY_MS);
+    orderTimer.unref();
     let lastProof = 'no interval closed yet';
     agent.events.on('proofSigned', (p) => {
       lastProof = `interval ${new Date(p.intervalStart).toISOString().slice(11, 19)} signed (${p.count} readings, root ${p.root.slice(0, 10)}…)`;
@@ -175,7 +241,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     agent.events.on('snapshot', (snapshot) => {
       if (tty) {
         const simulated = new Date(home.clock.now()).toISOString().slice(11, 16);
-        out.write(`\x1b[H\x1b[2J${renderScreen(snapshot, header, [`simulated time of day ${simulated} UTC`, ...(chain ? [`proofs: ${lastProof}`] : [])])}\n`);
+        out.write(`\x1b[H\x1b[2J${renderScreen(snapshot, header, [`simulated time of day ${simulated} UTC`, ...(chain ? [`proofs: ${lastProof}`] : []), 'orders:', ...orderLines.map((l) => `  ${l}`)])}\n`);
       } else {
         out.write(`${renderLine(snapshot)}\n`);
       }
@@ -185,9 +251,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   } catch (err) {
     if (!controller.signal.aborted) {
       process.stderr.write(`flexgate demo: ${err instanceof Error ? err.message : String(err)}\n`);
-      await agent.stop();
-      await home.stop();
-      await anvil?.stop();
+      await stopAll();
       return 1;
     }
   } finally {
@@ -195,9 +259,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     process.off('SIGTERM', onSigint);
   }
   out.write('\nstopping the demo...\n');
-  await agent.stop();
-  await home.stop();
-  await anvil?.stop();
+  await stopAll();
   // The manifest describes a running demo: it goes with it.
   rmSync(join(dataDir, 'demo.json'), { force: true });
   log.flush();

@@ -32,7 +32,9 @@ describe('flexgate demo', () => {
       expect(Number(live[1])).toBeGreaterThanOrEqual(0);
 
       const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
-      expect(Object.keys(manifest).sort()).toEqual(['chainId', 'contracts', 'devices', 'gateway', 'localBrokerUrl', 'rpcUrl']);
+      expect(Object.keys(manifest).sort()).toEqual(['aggregator', 'brokerUrl', 'chainId', 'contracts', 'devices', 'gateway', 'localBrokerUrl', 'rpcUrl']);
+      expect(manifest.aggregator).toEqual({ address: expect.stringMatching(/^0x[0-9a-f]{40}$/), privateKey: expect.stringMatching(/^0x[0-9a-f]{64}$/) });
+      expect(manifest.brokerUrl).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
       expect(manifest.gateway).toEqual({ name: 'demo-home', address: expect.stringMatching(/^0x[0-9a-f]{40}$/) });
       expect(manifest.chainId).toBe(31337);
       expect(Object.keys(manifest.contracts).sort()).toEqual(['proofs', 'registry']);
@@ -61,6 +63,12 @@ describe('flexgate demo', () => {
       } finally {
         await rec.close();
       }
+
+      // The demo's aggregator sends its first signed order 10 s after the start; the gateway answers
+      // with signed statuses the aggregator verifies.
+      await waitFor('the first order started', () => /^order: 0x[0-9a-f]{8}… STARTED, deliveredWh -?\d+, signature ok$/m.exec(child.output.stdout), 30_000);
+      expect(child.output.stdout).toMatch(/^order: 0x[0-9a-f]{8}… RECEIVED, deliveredWh 0, signature ok$/m);
+      expect(child.output.stdout).not.toMatch(/BAD SIGNATURE/);
 
       // A signed proof reaches the chain within a minute of starting (30 s intervals in the demo).
       const anchored = await waitFor('an anchored proof', () => /^proof: interval \d\d:\d\d:\d\d anchored in block \d+/m.exec(child.output.stdout), 60_000);
