@@ -4,10 +4,51 @@
  * MQTT API, anchors a metering proof on its local chain within a minute, and stops cleanly on
  * Ctrl-C (SIGINT) within a few seconds.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
-import { exited, recorder, spawnCli, tempDir, waitFor } from './helpers.js';
+import { exited, hasDebianPythonModule, recorder, repoRoot, requirePackage, spawnCli, tempDir, waitFor } from './helpers.js';
+
+const pythonPresent = requirePackage('ecdsa', 'python3-ecdsa', hasDebianPythonModule) && requirePackage('Cryptodome', 'python3-pycryptodome', hasDebianPythonModule);
+
+function python(args: string[], input = ''): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync('/usr/bin/python3', [join(repoRoot, 'docs', 'examples', 'aggregator.py'), ...args], { encoding: 'utf8', input, timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * The aggregator guide's Python example against the running demo: it signs an order with the
+ * demo aggregator's key (from the manifest), the order goes to the gateway over the demo's
+ * aggregator broker, and the example verifies every status the gateway signs for it.
+ */
+async function pythonInterop(manifest: { brokerUrl: string; chainId: number; gateway: { address: string }; aggregator: { privateKey: string } }): Promise<string[]> {
+  const gateway = manifest.gateway.address;
+  const signed = python(['sign', '--key', manifest.aggregator.privateKey, '--chain-id', String(manifest.chainId), '--gateway', gateway, '--signal', '4', '--value', '-1000', '--duration-ms', '8000']);
+  expect(signed.code, signed.stderr).toBe(0);
+  const envelope = JSON.parse(signed.stdout) as { message: { orderId: string } };
+  const orderId = envelope.message.orderId.toLowerCase();
+  const client = await mqtt.connectAsync(manifest.brokerUrl, { clientId: `python-interop-${process.pid}` });
+  const statuses: string[] = [];
+  try {
+    client.on('message', (_topic, payload) => {
+      const text = payload.toString('utf8');
+      const m = (JSON.parse(text) as { message?: { orderId?: string } }).message;
+      if (m?.orderId?.toLowerCase() === orderId) statuses.push(text);
+    });
+    await client.subscribeAsync(`flex/v1/gw/${gateway}/ack`, { qos: 1 });
+    await client.publishAsync(`flex/v1/gw/${gateway}/order`, signed.stdout.trim(), { qos: 1 });
+    await waitFor('RECEIVED, STARTED and COMPLETED for the Python order', () => statuses.length >= 3, 20_000, 100);
+  } finally {
+    await client.endAsync();
+  }
+  return statuses.map((text) => {
+    const verified = python(['verify-status', '--gateway', gateway, '--chain-id', String(manifest.chainId)], text);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    return verified.stdout.trim();
+  });
+}
 
 const dir = tempDir();
 afterAll(() => dir.remove());
@@ -69,6 +110,11 @@ describe('flexgate demo', () => {
       await waitFor('the first order started', () => /^order: 0x[0-9a-f]{8}… STARTED, deliveredWh -?\d+, signature ok$/m.exec(child.output.stdout), 30_000);
       expect(child.output.stdout).toMatch(/^order: 0x[0-9a-f]{8}… RECEIVED, deliveredWh 0, signature ok$/m);
       expect(child.output.stdout).not.toMatch(/BAD SIGNATURE/);
+
+      if (pythonPresent) {
+        const verified = await pythonInterop(manifest);
+        expect(verified.map((line) => line.split(' ')[1])).toEqual(['RECEIVED', 'STARTED', 'COMPLETED']);
+      }
 
       // A signed proof reaches the chain within a minute of starting (30 s intervals in the demo).
       const anchored = await waitFor('an anchored proof', () => /^proof: interval \d\d:\d\d:\d\d anchored in block \d+/m.exec(child.output.stdout), 60_000);
