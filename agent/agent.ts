@@ -258,6 +258,7 @@ export class Agent {
         devices: () => this.dispatchDevices(),
         cycleMs: this.loop.cycleMs,
         deadManMs: config.dispatch!.deadManMs,
+        transaction: (fn) => store.database.transaction(fn)(),
       });
       this.orderSide.book.attachExecution(this.dispatcher);
     }

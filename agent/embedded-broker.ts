@@ -27,6 +27,9 @@ export async function startEmbeddedBroker(
   }
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
+    // No Nagle: a client that publishes (statuses) leaves small PUBACKs unacknowledged by its delayed
+    // ACK, and Nagle would then hold the next message to it (an order) for up to 40 ms.
+    socket.setNoDelay(true);
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     aedes.handle(socket);

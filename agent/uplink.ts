@@ -123,6 +123,9 @@ export class Uplink {
     this.client = client;
     client.on('connect', () => {
       options.log.info({ url: options.url }, 'uplink connected');
+      // Orders arrive while statuses go out: without TCP_NODELAY a status (or the PUBACK of an order)
+      // could wait for the broker's delayed ACK of the last one (Nagle, up to 40 ms).
+      (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
       this.subscribeOrders(client);
       this.setRetained(statusTopic, { online: true, version: options.version, at: options.now() });
       for (const [topic, payload] of this.retained) client.publish(topic, payload, { qos: 1, retain: true });

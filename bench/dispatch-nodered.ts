@@ -299,7 +299,7 @@ const u16 = (v) => v & 0xffff;
 `;
 }
 
-async function runBareDispatch(o: { devices: readonly HomeDevice[]; proxies: ProxySet; broker: { url: string }; gateway: Address; expected: ExpectedWrite[]; messages: number }): Promise<DispatchLatency> {
+export async function runBareDispatch(o: { devices: readonly HomeDevice[]; proxies: ProxySet; broker: { url: string }; gateway: Address; expected: ExpectedWrite[]; messages: number }): Promise<DispatchLatency> {
   const topic = `flex/v1/gw/${o.gateway}/order`;
   const endpoints = Object.fromEntries(o.devices.map((d) => [d.id, { port: o.proxies.portOf(d) }]));
   const child = spawn(process.execPath, ['-e', bareScript({ brokerUrl: o.broker.url, topic, endpoints })], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -11,10 +11,11 @@ import { gasBenchmark } from './gas.js';
 import { pollingNodeRedBenchmark } from './polling-nodered.js';
 import { footprintBenchmark } from './footprint.js';
 import { dispatchNodeRedBenchmark } from './dispatch-nodered.js';
+import { dispatchBenchmark } from './dispatch.js';
 import type { Benchmark, BenchRow } from './types.js';
 
 /** Every benchmark, in the order they run. Add new ones here. */
-const BENCHMARKS: readonly Benchmark[] = [pollingBenchmark, pollingNodeRedBenchmark, footprintBenchmark, proofsBenchmark, gasBenchmark];
+const BENCHMARKS: readonly Benchmark[] = [pollingBenchmark, pollingNodeRedBenchmark, footprintBenchmark, dispatchBenchmark, proofsBenchmark, gasBenchmark];
 
 /** Run only when named: they measure a baseline alone, for another benchmark to combine. */
 const BY_NAME_ONLY: readonly Benchmark[] = [dispatchNodeRedBenchmark];

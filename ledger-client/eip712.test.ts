@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { secp256k1 } from '@noble/curves/secp256k1';
 import fc from 'fast-check';
-import { concat, encodeAbiParameters, getAddress, keccak256, toHex as viemToHex } from 'viem';
+import { concat, encodeAbiParameters, getAddress, hashStruct as viemHashStruct, hashTypedData, keccak256, toHex as viemToHex } from 'viem';
 import { describe, expect, it } from 'vitest';
 import {
   addressOf,
@@ -374,4 +374,32 @@ describe('signing', () => {
     const result = recoverSigner('DispatchOrder', { ...orderMessage, signal: 300 }, CHAIN_ID, order.envelope.signature);
     expectRejected(result, 'MALFORMED', /^message\.signal:/);
   });
+});
+
+describe('the hand-written EIP-712 encoder against viem', () => {
+  const hex = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).map((b) => viemToHex(b));
+  const wire = (type: string): fc.Arbitrary<string | number> => {
+    if (type === 'bytes32') return hex(32);
+    if (type === 'address') return hex(20);
+    if (type === 'int64') return fc.integer({ min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }).chain((n) => fc.constantFrom(n, -1, 0, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER));
+    const bits = Number(type.slice(4));
+    const max = bits >= 53 ? Number.MAX_SAFE_INTEGER : 2 ** bits - 1;
+    return fc.integer({ min: 0, max }).chain((n) => fc.constantFrom(n, 0, max));
+  };
+  for (const type of Object.keys(EIP712_TYPES) as (keyof typeof EIP712_TYPES)[]) {
+    it(`${type}: digest and hashStruct equal viem's hashTypedData / hashStruct for random messages`, () => {
+      const fields = EIP712_TYPES[type];
+      const messageArb = fc.record(Object.fromEntries(fields.map((f) => [f.name, wire(f.type)])) as Record<string, fc.Arbitrary<string | number>>);
+      fc.assert(
+        fc.property(messageArb, fc.integer({ min: 1, max: 2 ** 40 }), (message, chainId) => {
+          const data = Object.fromEntries(Object.entries(message).map(([k, v]) => [k, typeof v === 'number' ? BigInt(v) : v]));
+          const types = { [type]: fields.map((f) => ({ name: f.name, type: f.type })) };
+          const expected = hashTypedData({ domain: { name: 'flexgate', version: '1', chainId: BigInt(chainId) }, types, primaryType: type, message: data });
+          expect(digest(type, message as never, chainId)).toBe(expected);
+          expect(hashStruct(type, message as never)).toBe(viemHashStruct({ types, primaryType: type, data }));
+        }),
+        { numRuns: 300 },
+      );
+    });
+  }
 });

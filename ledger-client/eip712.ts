@@ -13,9 +13,9 @@
  * message (a field out of range), since that is a bug, not input.
  */
 import { secp256k1 } from '@noble/curves/secp256k1';
-import { keccak_256 } from '@noble/hashes/sha3';
-import { hashDomain, hashStruct as viemHashStruct, hashTypedData } from 'viem';
+import { hashDomain } from 'viem';
 import { LedgerInputError } from './errors.js';
+import { keccak256 } from './keccak.js';
 import { fieldProblem, hexToBytes, toHex, type Address, type FieldType, type Hex } from './wire.js';
 
 export type { Address, Hex } from './wire.js';
@@ -219,7 +219,7 @@ export function typeString(type: MessageType): string {
 
 /** keccak256 of the type string. */
 export function typeHash(type: MessageType): Hex {
-  return toHex(keccak_256(new TextEncoder().encode(typeString(type))));
+  return toHex(typeHashBytes(type));
 }
 
 /** The EIP-712 domain separator for `chainId`. */
@@ -229,24 +229,6 @@ export function domainSeparator(chainId: number): Hex {
     domain: { name: 'flexgate', version: '1', chainId: BigInt(chainId) },
     types: { EIP712Domain: [{ name: 'name', type: 'string' }, { name: 'version', type: 'string' }, { name: 'chainId', type: 'uint256' }] },
   });
-}
-
-// viem's types want the message typed from a const TypedData; ours is checked by `checkMessage`
-// and converted by `toHashable`, so the loose record types below are enough.
-const VIEM_TYPES: Record<string, readonly { name: string; type: string }[]> = EIP712_TYPES;
-
-/**
- * The message in the form viem hashes: numbers as bigint, hex lowercased (viem checks EIP-55
- * checksums of mixed-case addresses; §1 says to ignore them).
- */
-function toHashable(type: MessageType, message: object): Record<string, unknown> {
-  const values = message as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const f of EIP712_TYPES[type]) {
-    const v = values[f.name];
-    out[f.name] = typeof v === 'number' ? BigInt(v) : typeof v === 'string' ? v.toLowerCase() : v;
-  }
-  return out;
 }
 
 /** First problem of `message` against its type, as `message.field: problem`, or undefined. */
@@ -277,16 +259,68 @@ function checkMessage(type: MessageType, message: unknown): void {
   }
 }
 
+/**
+ * The EIP-712 encoding of a message (PROTOCOL.md §2): typeHash ‖ one 32-byte word per field, in
+ * the type's field order. Every field type here is static (bytes32, address, uintN, int64), so
+ * encodeData is one word each: addresses left-padded, integers big-endian, int64 two's complement
+ * sign-extended. Written out here (not through viem's generic encoder) because it is on the path
+ * of every order and status; the golden vectors and a property test against viem check it.
+ */
+function encodeStruct(type: MessageType, message: object): Uint8Array {
+  const fields = EIP712_TYPES[type];
+  const values = message as Record<string, unknown>;
+  const out = new Uint8Array(32 * (1 + fields.length));
+  out.set(typeHashBytes(type), 0);
+  const view = new DataView(out.buffer);
+  fields.forEach((f, i) => {
+    const at = 32 * (i + 1);
+    const v = values[f.name];
+    if (f.type === 'bytes32') hexToBytes(`message.${f.name}`, v as string, 32, out, at);
+    else if (f.type === 'address') hexToBytes(`message.${f.name}`, v as string, 20, out, at + 12);
+    else {
+      const n = BigInt(v as number);
+      if (n < 0n) out.fill(0xff, at, at + 24);
+      view.setBigUint64(at + 24, BigInt.asUintN(64, n));
+    }
+  });
+  return out;
+}
+
+const TYPE_HASHES = new Map<MessageType, Uint8Array>();
+function typeHashBytes(type: MessageType): Uint8Array {
+  let h = TYPE_HASHES.get(type);
+  if (!h) {
+    h = keccak256(new TextEncoder().encode(typeString(type)));
+    TYPE_HASHES.set(type, h);
+  }
+  return h;
+}
+
+const DOMAIN_SEPARATORS = new Map<number, Uint8Array>();
+function domainSeparatorBytes(chainId: number): Uint8Array {
+  let d = DOMAIN_SEPARATORS.get(chainId);
+  if (!d) {
+    d = hexToBytes('domain', domainSeparator(chainId), 32);
+    DOMAIN_SEPARATORS.set(chainId, d);
+  }
+  return d;
+}
+
 /** EIP-712 hashStruct of `message`. Throws `LedgerInputError` when a field does not fit its type. */
 export function hashStruct<T extends MessageType>(type: T, message: MessageMap[T]): Hex {
   checkMessage(type, message);
-  return viemHashStruct({ primaryType: type, types: VIEM_TYPES, data: toHashable(type, message) });
+  return toHex(keccak256(encodeStruct(type, message)));
 }
 
 /** The digest that is signed: keccak256(0x1901 ‖ domainSeparator ‖ hashStruct). */
 export function digest<T extends MessageType>(type: T, message: MessageMap[T], chainId: number): Hex {
   checkMessage(type, message);
-  return hashTypedData({ domain: flexgateDomain(chainId), primaryType: type as string, types: VIEM_TYPES, message: toHashable(type, message) });
+  const buf = new Uint8Array(66);
+  buf[0] = 0x19;
+  buf[1] = 0x01;
+  buf.set(domainSeparatorBytes(chainId), 2);
+  buf.set(keccak256(encodeStruct(type, message)), 34);
+  return toHex(keccak256(buf));
 }
 
 function privateKeyBytes(privateKey: Hex): Uint8Array {
@@ -296,7 +330,7 @@ function privateKeyBytes(privateKey: Hex): Uint8Array {
 }
 
 function addressOfPublicKey(uncompressed: Uint8Array): Address {
-  return toHex(keccak_256(uncompressed.subarray(1)).subarray(12));
+  return toHex(keccak256(uncompressed.subarray(1)).subarray(12));
 }
 
 /** The lowercase address of a private key. */

@@ -50,6 +50,8 @@ export interface DispatcherOptions {
   deadManMs?: number;
   /** Consecutive failed steps of one device before its orders are aborted. Default 3. */
   failuresBeforeAbort?: number;
+  /** Runs `fn` in one store transaction (one fsync for a step's ledger or audit rows); default: as is. */
+  transaction?: (fn: () => void) => void;
 }
 
 interface Tracked {
@@ -306,25 +308,43 @@ export class Dispatcher implements OrderExecution {
     await this.run(planned, ctx);
   }
 
-  /** Sends the commands in parallel; audits each; true when all were confirmed. */
+  /**
+   * Sends the commands in parallel; true when all were confirmed. The restore ledger learns of every
+   * device about to change in one transaction before the first command goes out; the audit rows and
+   * the restored devices are written in one transaction after the last answer (one fsync each, off
+   * the path from the order to the devices).
+   */
   private async run(planned: readonly { actuator: Actuator; command: Command; orderKey: string | undefined }[], ctx: StepContext): Promise<boolean> {
     if (planned.length === 0) return true;
     const { audit, restoreLedger, log } = this.options;
+    const transaction = this.options.transaction ?? ((fn: () => void) => fn());
+    const isRestore = (c: Command) => c.what === 'restore' || c.what === 'clearLimit' || c.what === 'clearSetpoint';
+    const changing = planned.filter(({ actuator, command }) => actuator.needsLedger && !actuator.active && !isRestore(command));
+    if (changing.length > 0) {
+      // Durable before the devices change: restored at the next start if flexgate dies.
+      try {
+        transaction(() => {
+          for (const { actuator } of changing) restoreLedger.markChanged(actuator.id, ctx.nowMs);
+        });
+      } catch (err) {
+        log.error({ err }, 'could not record the devices about to change: not changing them');
+        return false;
+      }
+    }
+    const rows: (() => void)[] = [];
     const results = await Promise.all(
       planned.map(async ({ actuator, command, orderKey }) => {
-        const restoring = command.what === 'restore' || command.what === 'clearLimit' || command.what === 'clearSetpoint';
+        const restoring = isRestore(command);
         try {
-          // Durable before the device changes: restored at the next start if flexgate dies.
-          if (actuator.needsLedger && !actuator.active && !restoring) restoreLedger.markChanged(actuator.id, ctx.nowMs);
           await command.run();
           command.confirmed();
-          if (restoring && actuator.needsLedger) restoreLedger.markRestored(actuator.id);
+          if (restoring && actuator.needsLedger) rows.push(() => restoreLedger.markRestored(actuator.id));
           this.failures.delete(actuator.id);
-          this.safeAudit(() => audit.setpoint(orderKey, actuator.id, command.what, command.value, true));
+          rows.push(() => audit.setpoint(orderKey, actuator.id, command.what, command.value, true));
           return true;
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
-          this.safeAudit(() => audit.setpoint(orderKey, actuator.id, command.what, command.value, false, message));
+          rows.push(() => audit.setpoint(orderKey, actuator.id, command.what, command.value, false, message));
           if (isDeviceError(err) && err.kind === 'refused') {
             actuator.refused(ctx);
             log.info({ device: actuator.id, what: command.what, reason: message }, 'device refused the change');
@@ -334,6 +354,11 @@ export class Dispatcher implements OrderExecution {
           log.warn({ device: actuator.id, what: command.what, err: message }, 'device command failed');
           return false;
         }
+      }),
+    );
+    this.safeAudit(() =>
+      transaction(() => {
+        for (const row of rows) row();
       }),
     );
     return results.every(Boolean);
