@@ -259,6 +259,7 @@ export class Agent {
         cycleMs: this.loop.cycleMs,
         deadManMs: config.dispatch!.deadManMs,
         transaction: (fn) => store.database.transaction(fn)(),
+        lazyTransaction: (fn) => this.orderSide!.store.lazyTransaction(fn),
       });
       this.orderSide.book.attachExecution(this.dispatcher);
     }

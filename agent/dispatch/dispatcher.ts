@@ -50,8 +50,10 @@ export interface DispatcherOptions {
   deadManMs?: number;
   /** Consecutive failed steps of one device before its orders are aborted. Default 3. */
   failuresBeforeAbort?: number;
-  /** Runs `fn` in one store transaction (one fsync for a step's ledger or audit rows); default: as is. */
+  /** Runs `fn` in one store transaction (one fsync for a step's ledger rows); default: as is. */
   transaction?: (fn: () => void) => void;
+  /** The same without waiting for the fsync (a step's audit rows: a power cut may lose the last ones). */
+  lazyTransaction?: (fn: () => void) => void;
 }
 
 interface Tracked {
@@ -94,6 +96,9 @@ export class Dispatcher implements OrderExecution {
   private readonly tracked = new Map<string, Tracked>();
   private readonly actuators = new Map<string, Actuator>();
   private readonly failures = new Map<string, number>();
+  /** Devices in the restore ledger: kept there while orders run (a device flexgate releases and
+   * takes again within an order costs no extra fsync), cleared when no order is left. */
+  private readonly ledgered = new Set<string>();
   private lastHistoryTsMs = Number.NEGATIVE_INFINITY;
   private readonly baselineWindowMs: number;
   private readonly deadManMs: number;
@@ -140,14 +145,7 @@ export class Dispatcher implements OrderExecution {
 
   /** Restores every device flexgate changed (agent stop). */
   async releaseAll(): Promise<void> {
-    const ctx = this.context(this.options.clock.now(), []);
-    await this.run(
-      [...this.actuators.values()].flatMap((a) => {
-        const c = a.release(ctx);
-        return c ? [{ actuator: a, command: c, orderKey: undefined }] : [];
-      }),
-      ctx,
-    );
+    await this.releaseChanged(this.context(this.options.clock.now(), []));
   }
 
   private context(nowMs: number, orders: readonly ActiveOrder[]): StepContext {
@@ -306,6 +304,22 @@ export class Dispatcher implements OrderExecution {
       return c ? [{ actuator: a, command: c, orderKey: undefined }] : [];
     });
     await this.run(planned, ctx);
+    this.clearLedger();
+  }
+
+  /** No order left: the devices flexgate put back leave the restore ledger (one transaction). */
+  private clearLedger(): void {
+    const restored = [...this.ledgered].filter((id) => !this.actuators.get(id)?.active);
+    if (restored.length === 0) return;
+    const transaction = this.options.transaction ?? ((fn: () => void) => fn());
+    try {
+      transaction(() => {
+        for (const id of restored) this.options.restoreLedger.markRestored(id);
+      });
+      for (const id of restored) this.ledgered.delete(id);
+    } catch (err) {
+      this.options.log.error({ err }, 'could not clear the restore ledger; trying again');
+    }
   }
 
   /**
@@ -319,13 +333,14 @@ export class Dispatcher implements OrderExecution {
     const { audit, restoreLedger, log } = this.options;
     const transaction = this.options.transaction ?? ((fn: () => void) => fn());
     const isRestore = (c: Command) => c.what === 'restore' || c.what === 'clearLimit' || c.what === 'clearSetpoint';
-    const changing = planned.filter(({ actuator, command }) => actuator.needsLedger && !actuator.active && !isRestore(command));
+    const changing = planned.filter(({ actuator, command }) => actuator.needsLedger && !this.ledgered.has(actuator.id) && !isRestore(command));
     if (changing.length > 0) {
       // Durable before the devices change: restored at the next start if flexgate dies.
       try {
         transaction(() => {
           for (const { actuator } of changing) restoreLedger.markChanged(actuator.id, ctx.nowMs);
         });
+        for (const { actuator } of changing) this.ledgered.add(actuator.id);
       } catch (err) {
         log.error({ err }, 'could not record the devices about to change: not changing them');
         return false;
@@ -338,7 +353,6 @@ export class Dispatcher implements OrderExecution {
         try {
           await command.run();
           command.confirmed();
-          if (restoring && actuator.needsLedger) rows.push(() => restoreLedger.markRestored(actuator.id));
           this.failures.delete(actuator.id);
           rows.push(() => audit.setpoint(orderKey, actuator.id, command.what, command.value, true));
           return true;
@@ -356,8 +370,9 @@ export class Dispatcher implements OrderExecution {
         }
       }),
     );
+    const lazy = this.options.lazyTransaction ?? transaction;
     this.safeAudit(() =>
-      transaction(() => {
+      lazy(() => {
         for (const row of rows) row();
       }),
     );

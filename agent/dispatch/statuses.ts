@@ -183,7 +183,8 @@ export class StatusOutbox {
           return;
         }
         const atMs = clock.now();
-        store.transaction(() => {
+        // Lost in a power cut, it is only published once more (duplicates are allowed, §3).
+        store.lazyTransaction(() => {
           if (store.markStatusSent(s.id, atMs, attempt.count, attempt.lastMs)) {
             audit.statusSent({ atMs, orderId: s.orderId, modification: s.modification, status: s.status, reason: s.reason, deliveredWh: s.deliveredWh, attempts: attempt.count });
           }

@@ -113,3 +113,25 @@ describe('restore ledger', () => {
     expect(again.changedDevices()).toEqual([]);
   });
 });
+
+describe('lazyTransaction', () => {
+  it('commits its rows without an fsync of its own, then goes back to synchronous = FULL; inside a transaction it joins it', () => {
+    const store = fileStore(newPath());
+    const d = new DispatchStore(store.database);
+    const ledger = new SqliteRestoreLedger(store.database);
+    const sync = () => store.database.pragma('synchronous', { simple: true });
+    expect(sync()).toBe(2); // FULL
+    d.lazyTransaction(() => ledger.markChanged('ev', T0));
+    expect(sync()).toBe(2);
+    expect(ledger.changedDevices()).toEqual(['ev']);
+    expect(() => d.lazyTransaction(() => {
+      ledger.markChanged('battery', T0);
+      throw new Error('no');
+    })).toThrow('no');
+    expect(ledger.changedDevices()).toEqual(['ev']);
+    expect(sync()).toBe(2);
+    d.transaction(() => d.lazyTransaction(() => ledger.markChanged('pv', T0)));
+    expect(ledger.changedDevices().sort()).toEqual(['ev', 'pv']);
+    expect(sync()).toBe(2);
+  });
+});

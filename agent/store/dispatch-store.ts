@@ -213,6 +213,22 @@ export class DispatchStore {
     return this.db.transaction(fn).immediate();
   }
 
+  /**
+   * Bookkeeping that can be lost in a power cut without harm (a status the broker acknowledged, which
+   * would only be sent once more; audit rows of setpoints): one transaction committed with
+   * synchronous = NORMAL — durable at the next fsynced commit or WAL checkpoint, not at once — so it
+   * does not hold the control loop for an fsync. Inside another transaction it simply joins it.
+   */
+  lazyTransaction<T>(fn: () => T): T {
+    if (this.db.inTransaction) return this.transaction(fn);
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.transaction(fn);
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+  }
+
   // ---- sequences ----------------------------------------------------------------------------
 
   lastSequence(aggregator: string, gateway: string): number | undefined {
