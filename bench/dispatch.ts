@@ -27,12 +27,12 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { stringify } from 'yaml';
-import { initGatewayKey } from '../agent/keys.js';
+import { execFileSync } from 'node:child_process';
 import { addressOf, signEnvelope, type DispatchOrder, type Hex } from '../ledger-client/eip712.js';
 import type { Address } from '../ledger-client/wire.js';
 import type { HomeDevice } from '../simulators/home.js';
 import { DISPATCH_DEVICES, nodeRedDispatchWrites, runBareDispatch, runNodeRedDispatch, type DispatchLatency, type DispatchSample } from './dispatch-nodered.js';
-import { median, percentile, ProxySet, startBrokerProcess, startCompiledAgent, startSimProcess, type CountingProxy, type WireRequest } from './support.js';
+import { median, percentile, ProxySet, REPO_ROOT, startBrokerProcess, startCompiledAgent, startSimProcess, type CountingProxy, type WireRequest } from './support.js';
 import type { BenchRow, Benchmark, Out } from './types.js';
 
 const CHAIN_ID = 31337;
@@ -98,7 +98,12 @@ async function runFlexgateDispatch(o: { devices: readonly HomeDevice[]; proxies:
   try {
     const dataDir = join(dir, 'data');
     mkdirSync(dataDir, { recursive: true });
-    const gateway = initGatewayKey(dataDir).address;
+    // The gateway's identity, made as an installer makes it: flexgate keys init.
+    const cli = join(REPO_ROOT, 'dist', 'agent', 'cli.js');
+    execFileSync(process.execPath, [cli, 'keys', 'init', '--data-dir', dataDir], { stdio: 'ignore' });
+    const shown = execFileSync(process.execPath, [cli, 'keys', 'show', '--data-dir', dataDir], { encoding: 'utf8' });
+    const gateway = /0x[0-9a-fA-F]{40}/.exec(shown)?.[0] as Address | undefined;
+    if (!gateway) throw new Error(`flexgate keys show printed no address: ${shown}`);
     const configPath = join(dir, 'flexgate.yaml');
     writeFileSync(configPath, agentConfig(dataDir, o.devices, o.proxies, o.brokerUrl, addressOf(aggregatorKey)));
     const agent = await startCompiledAgent(configPath);
