@@ -165,7 +165,11 @@ export async function measureDispatchLatency(o: DispatchLatencyOptions): Promise
 
 /** Signed DispatchOrders (SITE_DELTA, a fresh orderId each, sequences increasing) from a throwaway
  * aggregator key, to `gateway`. valueW cycles through −3000 … +3000 W so every order changes setpoints. */
-export function signedOrders(gateway: Address, privateKey: Hex = `0x${randomBytes(32).toString('hex')}`): { aggregator: Address; privateKey: Hex; makeOrder(i: number): string } {
+export function signedOrders(
+  gateway: Address,
+  privateKey: Hex = `0x${randomBytes(32).toString('hex')}`,
+  what: (i: number) => { signal: number; valueW: number } = (i) => ({ signal: 4, valueW: ((i % 7) - 3) * 1000 || 500 }),
+): { aggregator: Address; privateKey: Hex; makeOrder(i: number): string; orderIdOf(payload: string): string } {
   const aggregator = addressOf(privateKey);
   const sequence0 = Date.now() * 1000;
   return {
@@ -185,13 +189,13 @@ export function signedOrders(gateway: Address, privateKey: Hex = `0x${randomByte
         durationMs: 15 * 60_000,
         randomizeMs: 0,
         rampMs: 0,
-        signal: 4,
-        valueW: ((i % 7) - 3) * 1000 || 500,
+        ...what(i),
         priceMicros: 0,
         modification: 0,
       };
       return JSON.stringify(signEnvelope(privateKey, 'DispatchOrder', message, CHAIN_ID));
     },
+    orderIdOf: (payload) => (JSON.parse(payload) as { message: { orderId: string } }).message.orderId,
   };
 }
 

@@ -28,10 +28,10 @@ import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { stringify } from 'yaml';
 import { execFileSync } from 'node:child_process';
-import { addressOf, signEnvelope, type DispatchOrder, type Hex } from '../ledger-client/eip712.js';
+import { addressOf, type Hex } from '../ledger-client/eip712.js';
 import type { Address } from '../ledger-client/wire.js';
 import type { HomeDevice } from '../simulators/home.js';
-import { DISPATCH_DEVICES, nodeRedDispatchWrites, runBareDispatch, runNodeRedDispatch, type DispatchLatency, type DispatchSample } from './dispatch-nodered.js';
+import { DISPATCH_DEVICES, nodeRedDispatchWrites, runBareDispatch, runNodeRedDispatch, signedOrders, type DispatchLatency, type DispatchSample } from './dispatch-nodered.js';
 import { median, percentile, ProxySet, REPO_ROOT, startBrokerProcess, startCompiledAgent, startSimProcess, type CountingProxy, type WireRequest } from './support.js';
 import type { BenchRow, Benchmark, Out } from './types.js';
 
@@ -67,28 +67,10 @@ function agentConfig(dataDir: string, devices: readonly HomeDevice[], proxies: P
 
 /** Orders alternating between −20 kW and +30 kW site setpoints (each supersedes the last). */
 function setpointOrders(gateway: Address, privateKey: Hex): (i: number) => { payload: string; orderId: string } {
-  const aggregator = addressOf(privateKey);
-  const sequence0 = Date.now() * 1000;
+  const orders = signedOrders(gateway, privateKey, (i) => ({ signal: 3, valueW: i % 2 === 0 ? -20_000 : 30_000 }));
   return (i) => {
-    const now = Date.now();
-    const message: DispatchOrder = {
-      orderId: `0x${randomBytes(32).toString('hex')}`,
-      aggregator,
-      gateway,
-      auctionId: `0x${'00'.repeat(32)}`,
-      sequence: sequence0 + i,
-      issuedAt: now,
-      validUntil: now + 30_000,
-      start: 0,
-      durationMs: 15 * 60_000,
-      randomizeMs: 0,
-      rampMs: 0,
-      signal: 3,
-      valueW: i % 2 === 0 ? -20_000 : 30_000,
-      priceMicros: 0,
-      modification: 0,
-    };
-    return { payload: JSON.stringify(signEnvelope(privateKey, 'DispatchOrder', message, CHAIN_ID)), orderId: message.orderId };
+    const payload = orders.makeOrder(i);
+    return { payload, orderId: orders.orderIdOf(payload) };
   };
 }
 

@@ -107,6 +107,16 @@ abstract class ActuatorBase {
     this.refusedUntilMs = ctx.nowMs + REFUSAL_BACKOFF_MS;
   }
 
+  /** An offline device flexgate has changed: it keeps what it was last given. */
+  protected frozenContinuous(kind: ContinuousUnit['kind']): ContinuousUnit {
+    const flexW = this.commandedFlexW;
+    return { id: this.id, kind, discrete: false, frozen: true, flexNowW: flexW, minFlexW: flexW, maxFlexW: flexW };
+  }
+
+  protected frozenDiscrete(kind: DiscreteUnit['kind'], engaged: Engagement): DiscreteUnit {
+    return { id: this.id, kind, discrete: true, frozen: true, engaged, flexNowW: this.commandedFlexW, downFlexW: 0, upFlexW: 0, canEngageDown: false, canEngageUp: false, canRelease: true, mustRelease: false };
+  }
+
   protected wrote(ctx: StepContext, flexW: number): void {
     this.active = true;
     this.commandedFlexW = flexW;
@@ -138,7 +148,7 @@ class BatteryActuator extends ActuatorBase implements Actuator {
   }
 
   unit(state: DeviceState | undefined, ctx: StepContext): ContinuousUnit | undefined {
-    if (!online(state)) return this.active ? this.frozen() : undefined;
+    if (!online(state)) return this.active ? this.frozenContinuous('battery') : undefined;
     const r = state.reading as BatteryReading;
     if (!this.active) this.naturalW = r.powerW;
     const maxChargeW = r.maxChargeW ?? 0;
@@ -156,10 +166,6 @@ class BatteryActuator extends ActuatorBase implements Actuator {
     const flexNowW = measuredAfter(state, this.commandAtMs) || !this.active ? r.powerW - this.naturalW : this.commandedFlexW;
     void ctx;
     return { id: this.id, kind: 'battery', discrete: false, frozen: false, flexNowW, minFlexW: Math.min(minFlexW, 0), maxFlexW: Math.max(maxFlexW, 0) };
-  }
-
-  private frozen(): ContinuousUnit {
-    return { id: this.id, kind: 'battery', discrete: false, frozen: true, flexNowW: this.commandedFlexW, minFlexW: this.commandedFlexW, maxFlexW: this.commandedFlexW };
   }
 
   command(flexW: number, _engaged: Engagement, ctx: StepContext): Command | undefined {
@@ -207,7 +213,7 @@ class PvActuator extends ActuatorBase implements Actuator {
   }
 
   unit(state: DeviceState | undefined): ContinuousUnit | undefined {
-    if (!online(state)) return this.active ? { id: this.id, kind: 'pv', discrete: false, frozen: true, flexNowW: this.commandedFlexW, minFlexW: this.commandedFlexW, maxFlexW: this.commandedFlexW } : undefined;
+    if (!online(state)) return this.active ? this.frozenContinuous('pv') : undefined;
     const r = state.reading as PvReading;
     if (r.ratedPowerW === undefined || r.ratedPowerW <= 0) return undefined;
     this.ratedW = r.ratedPowerW;
@@ -272,7 +278,7 @@ class EvActuator extends ActuatorBase implements Actuator {
   }
 
   unit(state: DeviceState | undefined, ctx: StepContext): ContinuousUnit | undefined {
-    if (!online(state)) return this.active ? { id: this.id, kind: 'ev', discrete: false, frozen: true, flexNowW: this.commandedFlexW, minFlexW: this.commandedFlexW, maxFlexW: this.commandedFlexW } : undefined;
+    if (!online(state)) return this.active ? this.frozenContinuous('ev') : undefined;
     const r = state.reading as EvChargerReading;
     if (!r.plugged && !this.active) return undefined;
     const { minCurrentA, maxCurrentA } = this.device.limits;
@@ -396,11 +402,7 @@ class HvacActuator extends ActuatorBase implements Actuator {
 
   unit(state: DeviceState | undefined, ctx: StepContext): DiscreteUnit | undefined {
     const base = { id: this.id, kind: 'hvac' as const, discrete: true as const };
-    if (!online(state)) {
-      return this.active
-        ? { ...base, frozen: true, engaged: this.engaged, flexNowW: this.commandedFlexW, downFlexW: 0, upFlexW: 0, canEngageDown: false, canEngageUp: false, canRelease: true, mustRelease: false }
-        : undefined;
-    }
+    if (!online(state)) return this.active ? this.frozenDiscrete('hvac', this.engaged) : undefined;
     const r = state.reading as HvacReading;
     const powerW = r.powerW;
     if (powerW === undefined) return undefined;
@@ -477,11 +479,7 @@ class LoadActuator extends ActuatorBase implements Actuator {
 
   unit(state: DeviceState | undefined, ctx: StepContext): DiscreteUnit | undefined {
     const base = { id: this.id, kind: 'load' as const, discrete: true as const };
-    if (!online(state)) {
-      return this.active
-        ? { ...base, frozen: true, engaged: this.engaged, flexNowW: this.commandedFlexW, downFlexW: 0, upFlexW: 0, canEngageDown: false, canEngageUp: false, canRelease: true, mustRelease: false }
-        : undefined;
-    }
+    if (!online(state)) return this.active ? this.frozenDiscrete('load', this.engaged) : undefined;
     const r = state.reading as LoadReading;
     const powerW = r.powerW ?? (r.on ? this.device.ratedPowerW : 0);
     if (this.engaged === 0) this.naturalW = powerW;
