@@ -27,7 +27,7 @@ import type { EmbeddedBroker } from './embedded-broker.js';
 import { EventBus } from './events.js';
 import { LocalApi, deviceStatePayload } from './local-api.js';
 import type { Outbox } from '../ledger-client/outbox.js';
-import { loadGatewayKey, type GatewayKey } from './keys.js';
+import type { GatewayKey } from './keys.js';
 import type { Metering } from './metering.js';
 import { readingValues, type SiteSnapshot } from './snapshot.js';
 import type { SqliteOutboxStore } from './store/outbox-store.js';
@@ -182,6 +182,9 @@ export class Agent {
 
     if (config.metering || config.uplink) {
       // The gateway's identity signs proofs and names its uplink topics: without it, do not start.
+      // Loaded only then: keys.js brings the signature code (WebAssembly), which a gateway that only
+      // polls does not carry.
+      const { loadGatewayKey } = await import('./keys.js');
       this.key = loadGatewayKey(config.gateway.dataDir);
     }
     if (config.uplink && this.key) {
@@ -314,6 +317,8 @@ export class Agent {
       deltaRangeW: () => this.deltaRangeW(),
       transport: uplink.statusTransport(),
       enqueue: (task) => this.loopReady.then((loop) => loop.enqueue(task)),
+      // Statuses are signed once the decisions queued so far (and their device writes) are done.
+      whenLoopIdle: () => (this.loop ? this.loop.enqueue(() => undefined) : Promise.resolve()),
       // An order accepted, ended, started or aborted: decide now, not at the next cycle.
       onChange: () => void this.loopReady.then((loop) => loop.enqueue(() => this.decideDispatch(loop.lastSnapshot))),
     });

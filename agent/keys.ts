@@ -3,11 +3,11 @@
  * once by `flexgate keys init`. The key is never logged and never part of an error message; only
  * its address (the gateway's id, PROTOCOL.md §1) is shown.
  */
+import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fsyncSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { secp256k1 } from '@noble/curves/secp256k1';
-import { keccak_256 } from '@noble/hashes/sha3';
-import { bytesToHex, hexToBytes } from '@noble/hashes/utils';
+import { isPrivate } from 'tiny-secp256k1';
+import { addressOf } from '../ledger-client/eip712.js';
 
 export const KEY_FILE = 'gateway.key';
 
@@ -23,10 +23,9 @@ export interface GatewayKey {
 }
 
 /** The EVM address of a secp256k1 key: the last 20 bytes of keccak256 of the uncompressed public key
- * (without its 0x04 prefix). Written with noble here, not viem, to keep the daemon's start-up small. */
+ * (without its 0x04 prefix); ledger-client's, the one statuses are signed with. */
 export function addressOfKey(privateKey: `0x${string}`): `0x${string}` {
-  const publicKey = secp256k1.getPublicKey(hexToBytes(privateKey.slice(2)), false);
-  return `0x${bytesToHex(keccak_256(publicKey.subarray(1)).subarray(12))}`;
+  return addressOf(privateKey);
 }
 
 export function keyPath(dataDir: string): string {
@@ -40,7 +39,9 @@ function toKey(privateKey: `0x${string}`): GatewayKey {
 /** Makes a new key; refuses to replace an existing one (a gateway's identity is not thrown away by accident). */
 export function initGatewayKey(dataDir: string): GatewayKey {
   const path = keyPath(dataDir);
-  const privateKey = `0x${bytesToHex(secp256k1.utils.randomPrivateKey())}` as const;
+  let secret = randomBytes(32);
+  while (!isPrivate(secret)) secret = randomBytes(32); // 0 or ≥ n: about 2^-128 of the draws
+  const privateKey = `0x${secret.toString('hex')}` as const;
   let fd: number;
   try {
     // O_EXCL: never overwrite; mode 0600 from the first byte on.
@@ -78,6 +79,6 @@ export function loadGatewayKey(dataDir: string): GatewayKey {
   const value = text.trim();
   if (!/^0x[0-9a-fA-F]{64}$/.test(value)) throw new KeyError(`${path} does not hold a key (expected one line: 0x and 64 hex digits)`);
   const privateKey = value.toLowerCase() as `0x${string}`;
-  if (!secp256k1.utils.isValidPrivateKey(privateKey.slice(2))) throw new KeyError(`${path} does not hold a valid secp256k1 key (out of range)`);
+  if (!isPrivate(Buffer.from(privateKey.slice(2), 'hex'))) throw new KeyError(`${path} does not hold a valid secp256k1 key (out of range)`);
   return toKey(privateKey);
 }

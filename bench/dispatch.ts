@@ -20,7 +20,7 @@
  *   npm run bench -- dispatch        (FLEXGATE_BENCH_MESSAGES, FLEXGATE_BENCH_RUNS: default 1000, 3)
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -160,6 +160,8 @@ async function runFlexgateDispatch(o: { devices: readonly HomeDevice[]; proxies:
         }
       }
       o.out(`  flexgate: first write on the wire ${percentile(firstWrites, 50).toFixed(2)} ms after the publish (p50): MQTT, verification, the durable sequence, the decision`);
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent.child.pid}/status`, 'utf8'))?.[1];
+      if (hwm) o.out(`  flexgate: peak RSS of the agent over the run ${(Number(hwm) / 1024).toFixed(1)} MB (${DISPATCH_DEVICES.length + 1} devices, dispatch on, ${warmup + o.messages} orders back to back)`);
       return { samples, lost, exceptions: 0, devicesWritten };
     } finally {
       for (const p of o.proxies.proxies) {
@@ -188,6 +190,8 @@ export async function runDispatchBenchmark(out: Out, options: { messages: number
     const otherGateway = `0x${randomBytes(20).toString('hex')}` as Address;
     for (let run = 1; run <= options.runs; run++) {
       const order = (['flexgate', 'bare', 'nodeRed'] as const).map((_, k, all) => all[(k + run - 1) % all.length]!);
+      // FLEXGATE_BENCH_ONLY=flexgate: flexgate alone, no baselines and so no rows (for a look inside).
+      if (process.env['FLEXGATE_BENCH_ONLY'] === 'flexgate') order.splice(0, order.length, 'flexgate');
       const f: Partial<(typeof runs)[number]> = {};
       for (const who of order) {
         const proxies = await ProxySet.start(sim.devices);
@@ -207,12 +211,13 @@ export async function runDispatchBenchmark(out: Out, options: { messages: number
       };
       const written = r.flexgate.devicesWritten;
       const all4 = written.filter((n) => n === DISPATCH_DEVICES.length).length;
-      out(`run ${run} (${order.join(', ')}): flexgate ${line(r.flexgate)}, ${all4} of ${written.length} orders wrote all ${DISPATCH_DEVICES.length} devices (mean ${(written.reduce((a, b) => a + b, 0) / Math.max(1, written.length)).toFixed(2)}); bare floor ${line(r.bare)}; Node-RED ${line(r.nodeRed)}`);
+      out(`run ${run} (${order.join(', ')}): flexgate ${line(r.flexgate)}, ${all4} of ${written.length} orders wrote all ${DISPATCH_DEVICES.length} devices (mean ${(written.reduce((a, b) => a + b, 0) / Math.max(1, written.length)).toFixed(2)})${r.bare ? `; bare floor ${line(r.bare)}` : ''}${r.nodeRed ? `; Node-RED ${line(r.nodeRed)}` : ''}`);
     }
   } finally {
     await broker.stop();
     await sim.stop();
   }
+  if (runs.some((r) => !r.bare || !r.nodeRed)) return []; // FLEXGATE_BENCH_ONLY: no baselines, no rows
   const scenario = `${DISPATCH_DEVICES.length} devices, Modbus TCP loopback, ${options.messages} orders × ${options.runs} runs`;
   const ack = (l: DispatchLatency, p: number) => percentile(l.samples.map((s) => s.acknowledgedMs), p);
   const rows: BenchRow[] = [];

@@ -319,7 +319,9 @@ export function serviceNodeFlags(): string[] {
 export async function startCompiledAgent(configPath: string): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
   const cli = join(REPO_ROOT, 'dist', 'agent', 'cli.js');
   if (!existsSync(cli)) throw new Error('dist/ is missing: run npm run build first (npm run bench does)');
-  const child = spawn(process.execPath, [...serviceNodeFlags(), cli, 'start', '--config', configPath], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  // FLEXGATE_BENCH_AGENT_FLAGS: node flags added for a look inside (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
+  const extra = (process.env['FLEXGATE_BENCH_AGENT_FLAGS'] ?? '').split(/\s+/).filter((f) => f.startsWith('--'));
+  const child = spawn(process.execPath, [...serviceNodeFlags(), ...extra, cli, 'start', '--config', configPath], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   await waitStarted(child, () => new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the agent did not start within 30 s')), 30_000);
     let seen = '';

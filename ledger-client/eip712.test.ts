@@ -12,8 +12,10 @@ import {
   MAX_MESSAGE_BYTES,
   MESSAGE_TYPES,
   parseEnvelope,
+  recoverDigestSigner,
   recoverSigner,
   sign,
+  signDigest,
   signEnvelope,
   typeHash,
   typeString,
@@ -402,4 +404,55 @@ describe('the hand-written EIP-712 encoder against viem', () => {
       );
     });
   }
+});
+
+describe('libsecp256k1 (WebAssembly) against @noble/curves, an independent implementation', () => {
+  const key = fc.uint8Array({ minLength: 32, maxLength: 32 }).filter((b) => secp256k1.utils.isValidSecretKey(b)).map((b) => viemToHex(b));
+  const hash32 = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => viemToHex(b));
+
+  it('signDigest gives the RFC 6979 low-s signature of @noble/curves, byte for byte, and the same address', () => {
+    fc.assert(
+      fc.property(key, hash32, (privateKey, digestHash) => {
+        const sig = secp256k1.sign(Buffer.from(digestHash.slice(2), 'hex'), Buffer.from(privateKey.slice(2), 'hex'), { prehash: false, lowS: true, extraEntropy: false });
+        const expected = `0x${Buffer.from(sig.toBytes('compact')).toString('hex')}${(27 + sig.recovery!).toString(16)}`;
+        expect(signDigest(privateKey, digestHash)).toBe(expected);
+        expect(addressOf(privateKey)).toBe(viemToHex(keccak256(secp256k1.getPublicKey(Buffer.from(privateKey.slice(2), 'hex'), false).subarray(1), 'bytes').subarray(12)));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  /** A signature changed in one of the ways an attacker or a broken sender would change it. */
+  const tamper = fc.oneof(
+    fc.constant((sig: string) => sig),
+    fc.constant((sig: string) => `${sig.slice(0, 130)}${sig.endsWith('1b') ? '1c' : '1b'}`), // v flipped
+    fc.integer({ min: 2, max: 129 }).map((i) => (sig: string) => `${sig.slice(0, i)}${sig[i] === '0' ? '1' : '0'}${sig.slice(i + 1)}`), // one hex digit of r or s
+    fc.constant((sig: string) => `0x${'00'.repeat(32)}${sig.slice(66)}`), // r = 0
+    fc.constant((sig: string) => `${sig.slice(0, 66)}${(N - BigInt(`0x${sig.slice(66, 130)}`)).toString(16).padStart(64, '0')}${sig.endsWith('1b') ? '1c' : '1b'}`), // s → n − s, v flipped
+  );
+
+  it('recoverDigestSigner recovers the signer @noble/curves recovers, and fails exactly where it fails', () => {
+    fc.assert(
+      fc.property(key, hash32, hash32, tamper, fc.boolean(), (privateKey, signedHash, otherHash, change, sameHash) => {
+        const signature = change(signDigest(privateKey, signedHash));
+        const hash = sameHash ? signedHash : otherHash;
+        const result = recoverDigestSigner(hash, signature);
+        const bytes = Buffer.from(signature.slice(2), 'hex');
+        const r = BigInt(`0x${bytes.subarray(0, 32).toString('hex')}`);
+        const s = BigInt(`0x${bytes.subarray(32, 64).toString('hex')}`);
+        let expected: string | undefined;
+        if (r > 0n && r < N && s > 0n && s <= N / 2n) {
+          try {
+            const point = new secp256k1.Signature(r, s, bytes[64]! - 27).recoverPublicKey(Buffer.from(hash.slice(2), 'hex'));
+            expected = viemToHex(keccak256(point.toBytes(false).subarray(1), 'bytes').subarray(12));
+          } catch {
+            expected = undefined;
+          }
+        }
+        if (expected === undefined) expect(result).toMatchObject({ ok: false, reason: 'BAD_SIGNATURE' });
+        else expect(result).toEqual({ ok: true, signer: expected });
+      }),
+      { numRuns: 500 },
+    );
+  });
 });

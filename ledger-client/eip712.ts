@@ -1,7 +1,10 @@
 /**
  * EIP-712 signed messages of PROTOCOL.md §2: the five types exactly as hashed, the `flexgate` domain,
- * hashing (viem), signing and recovery (@noble/curves secp256k1, RFC 6979 deterministic, low s), and
- * strict envelope parsing and verification per §1–2.
+ * hashing (written out, checked against viem in the tests), signing and recovery (tiny-secp256k1:
+ * libsecp256k1 compiled to WebAssembly; RFC 6979 deterministic, low s), and strict envelope parsing
+ * and verification per §1–2. WebAssembly because the daemon runs without V8's optimizing compiler
+ * (docs/flexgate.service): there a JavaScript recovery costs ~3 ms and a signature ~2.5 ms, the
+ * libsecp256k1 ones ~0.3 ms and ~0.14 ms, on the path from an order to the devices.
  *
  * Numbers are JS numbers, as on the wire (integers within ±(2^53−1) and their type's range); they
  * become bigints only inside the hashing. Addresses and bytes32 are `0x` hex; received ones may be in
@@ -12,10 +15,9 @@
  * naming the field at fault. The signing side throws `LedgerInputError` for a caller's own bad
  * message (a field out of range), since that is a bug, not input.
  */
-import { secp256k1 } from '@noble/curves/secp256k1';
-import { hashDomain } from 'viem';
+import * as secp256k1 from 'tiny-secp256k1';
 import { LedgerInputError } from './errors.js';
-import { keccak256 } from './keccak.js';
+import { messageKeccak256 as keccak256 } from './message-keccak.js';
 import { fieldProblem, hexToBytes, toHex, type Address, type FieldType, type Hex } from './wire.js';
 
 export type { Address, Hex } from './wire.js';
@@ -225,10 +227,14 @@ export function typeHash(type: MessageType): Hex {
 /** The EIP-712 domain separator for `chainId`. */
 export function domainSeparator(chainId: number): Hex {
   checkChainId(chainId);
-  return hashDomain({
-    domain: { name: 'flexgate', version: '1', chainId: BigInt(chainId) },
-    types: { EIP712Domain: [{ name: 'name', type: 'string' }, { name: 'version', type: 'string' }, { name: 'chainId', type: 'uint256' }] },
-  });
+  // hashStruct(EIP712Domain): typeHash ‖ keccak256(name) ‖ keccak256(version) ‖ uint256 chainId
+  const text = new TextEncoder();
+  const out = new Uint8Array(128);
+  out.set(keccak256(text.encode('EIP712Domain(string name,string version,uint256 chainId)')), 0);
+  out.set(keccak256(text.encode('flexgate')), 32);
+  out.set(keccak256(text.encode('1')), 64);
+  new DataView(out.buffer).setBigUint64(120, BigInt(chainId));
+  return toHex(keccak256(out));
 }
 
 /** First problem of `message` against its type, as `message.field: problem`, or undefined. */
@@ -325,7 +331,7 @@ export function digest<T extends MessageType>(type: T, message: MessageMap[T], c
 
 function privateKeyBytes(privateKey: Hex): Uint8Array {
   const bytes = hexToBytes('privateKey', privateKey, 32);
-  if (!secp256k1.utils.isValidSecretKey(bytes)) throw new LedgerInputError('privateKey', 'not a valid secp256k1 secret key (0 or ≥ the group order)');
+  if (!secp256k1.isPrivate(bytes)) throw new LedgerInputError('privateKey', 'not a valid secp256k1 secret key (0 or ≥ the group order)');
   return bytes;
 }
 
@@ -335,15 +341,16 @@ function addressOfPublicKey(uncompressed: Uint8Array): Address {
 
 /** The lowercase address of a private key. */
 export function addressOf(privateKey: Hex): Address {
-  return addressOfPublicKey(secp256k1.getPublicKey(privateKeyBytes(privateKey), false));
+  return addressOfPublicKey(secp256k1.pointFromScalar(privateKeyBytes(privateKey), false)!);
 }
 
 /** Signs a 32-byte digest: r ‖ s ‖ v, low s, v ∈ {27, 28}, RFC 6979 deterministic (no extra entropy). */
 export function signDigest(privateKey: Hex, digestHash: Hex): Hex {
-  const sig = secp256k1.sign(hexToBytes('digest', digestHash, 32), privateKeyBytes(privateKey), { prehash: false, lowS: true, extraEntropy: false });
+  // libsecp256k1: RFC 6979 nonce, s normalized to the lower half
+  const sig = secp256k1.signRecoverable(hexToBytes('digest', digestHash, 32), privateKeyBytes(privateKey));
   const out = new Uint8Array(65);
-  out.set(sig.toBytes('compact'), 0);
-  out[64] = 27 + sig.recovery;
+  out.set(sig.signature, 0);
+  out[64] = 27 + sig.recoveryId;
   return toHex(out);
 }
 
@@ -368,7 +375,8 @@ export function signEnvelope<T extends MessageType>(privateKey: Hex, type: T, me
 }
 
 const SIGNATURE_RE = /^0x[0-9a-fA-F]{130}$/;
-const CURVE_ORDER = secp256k1.Point.Fn.ORDER;
+/** The order n of secp256k1's group. */
+const CURVE_ORDER = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 const HALF_ORDER = CURVE_ORDER >> 1n;
 
 export type RecoverResult = { ok: true; signer: Address } | Rejection;
@@ -391,12 +399,15 @@ export function recoverDigestSigner(digestHash: Hex | Uint8Array, signature: unk
   if (s === 0n || s >= CURVE_ORDER) return { ok: false, reason: 'BAD_SIGNATURE', detail: 'signature: s is not in [1, n−1]' };
   if (s > HALF_ORDER) return { ok: false, reason: 'BAD_SIGNATURE', detail: 'signature: high s (s > n/2)' };
   const hash = typeof digestHash === 'string' ? hexToBytes('digest', digestHash, 32) : digestHash;
+  let point: Uint8Array | null;
   try {
-    const point = new secp256k1.Signature(r, s, v - 27).recoverPublicKey(hash);
-    return { ok: true, signer: addressOfPublicKey(point.toBytes(false)) };
+    // recovery id v − 27: R = (r, y of that parity); r < n here, so never the r + n case (ids 2, 3)
+    point = secp256k1.recover(hash, bytes.subarray(0, 64), v === 27 ? 0 : 1, false);
   } catch (e) {
     return { ok: false, reason: 'BAD_SIGNATURE', detail: `signature: no public key recovers from it (${e instanceof Error ? e.message : String(e)})` };
   }
+  if (point === null) return { ok: false, reason: 'BAD_SIGNATURE', detail: 'signature: no public key recovers from it' };
+  return { ok: true, signer: addressOfPublicKey(point) };
 }
 
 /** The signer of `message` of `type` on `chainId` (see `recoverDigestSigner`); a bad message is MALFORMED. */

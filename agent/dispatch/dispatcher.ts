@@ -8,8 +8,9 @@
  *     against its baseline (the mean site power over the 60 s before its effective start);
  *  2. the orders combine into one target on the grid power (limits: the tightest; setpoint/delta:
  *     the newest; ramped from where the site was);
- *  3. closed loop: the site's natural power is the meter minus what flexgate moves now; the wanted
- *     total flex is target − natural (limits: only as far as needed, with a margin inside them);
+ *  3. closed loop: the site's natural power is the meter minus what flexgate moves now (worked out
+ *     once per meter reading); the wanted total flex is target − natural (limits: only as far as
+ *     needed, with a margin inside them);
  *  4. `allocate` splits it over the devices (battery first, cheapest discomfort next, PV last);
  *  5. the commands go out in parallel (the buses put them before polls); PV and battery commands
  *     carry a revert timer (dead-man switch) and are written again before it runs out; a device
@@ -100,6 +101,8 @@ export class Dispatcher implements OrderExecution {
    * takes again within an order costs no extra fsync), cleared when no order is left. */
   private readonly ledgered = new Set<string>();
   private lastHistoryTsMs = Number.NEGATIVE_INFINITY;
+  /** The site's natural power as worked out from the meter reading of the snapshot at `snapshotTsMs`. */
+  private natural: { snapshotTsMs: number; naturalW: number } | undefined;
   private readonly baselineWindowMs: number;
   private readonly deadManMs: number;
   private readonly failuresBeforeAbort: number;
@@ -214,7 +217,16 @@ export class Dispatcher implements OrderExecution {
       if (unit) entries.push({ actuator, unit });
     }
     const flexNowW = entries.reduce((sum, e) => sum + e.unit.flexNowW, 0);
-    const naturalW = gridW - flexNowW;
+    // The site's natural power (without flexgate) is worked out once per meter reading. A step before
+    // the next reading (an order arrived, STARTED was recorded) keeps it: the commands written since
+    // that reading are not in it, and subtracting them would make the loop chase its own commands.
+    const snapshotTsMs = snapshot!.tsMs;
+    let naturalW: number;
+    if (this.natural !== undefined && this.natural.snapshotTsMs === snapshotTsMs) naturalW = this.natural.naturalW;
+    else {
+      naturalW = gridW - flexNowW;
+      this.natural = { snapshotTsMs, naturalW };
+    }
     let wantW: number;
     let toleranceAtW: number;
     if (target.exactW !== undefined) {

@@ -30,14 +30,18 @@ describe('durability across close and reopen', () => {
     for (let i = 0; i < 5; i++) first.book.submit(signed(orderMessage(T0, { sequence: 100 + i, start: T0 + (i + 1) * 30 * MINUTE_MS })));
     first.book.submit(signed(orderMessage(T0, { sequence: 200, signal: 42 })));
     await settle();
-    const pending = first.dispatch.unsentStatuses().map((s) => s.payload);
+    const pending = first.dispatch.unsentStatuses();
     expect(pending).toHaveLength(6);
     await first.close();
 
     const second = makeSide({ path, clock });
     await settle();
     expect(second.dispatch.lastSequence(AGGREGATOR.address, GATEWAY.address)).toBe(200);
-    expect(second.transport.published).toEqual(pending);
+    // In order, each the stored status signed (and its envelope now stored)
+    expect(second.transport.messages().map((m) => [m.orderId, m.modification, m.status, m.reason, m.at, m.deliveredWh])).toEqual(
+      pending.map((p) => [p.orderId, p.modification, p.status, p.reason, p.atMs, p.deliveredWh]),
+    );
+    expect(second.transport.published).toEqual(second.dispatch.allStatuses().map((s) => s.payload));
     expect(second.statuses.pendingCount).toBe(0);
     expect(second.book.submit(signed(orderMessage(T0, { sequence: 200 }))).verdict).toMatchObject({ reasonName: 'REPLAY' });
     expect(second.book.liveOrders()).toHaveLength(5);

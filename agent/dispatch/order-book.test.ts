@@ -284,12 +284,12 @@ describe('statuses', () => {
 
   it('a decision that cannot be stored keeps nothing and sends nothing (no sequence raised, no audit row)', async () => {
     let fail = true;
-    const s = side({
-      sign: (status) => {
-        if (fail) throw new Error('disk on fire');
-        return signEnvelope(GATEWAY.privateKey, 'OrderStatus', status, 31337);
-      },
-    });
+    const s = side();
+    const insertStatus = s.dispatch.insertStatus.bind(s.dispatch);
+    s.dispatch.insertStatus = (status) => {
+      if (fail) throw new Error('disk on fire');
+      return insertStatus(status);
+    };
     const { order, result } = send(s, { sequence: 9 });
     expect(result.error?.message).toBe('disk on fire');
     expect(s.dispatch.lastSequence(AGGREGATOR.address, GATEWAY.address)).toBeUndefined();
@@ -299,6 +299,27 @@ describe('statuses', () => {
     expect(s.book.submit(signed(order)).verdict.ok).toBe(true);
     await settle();
     expect(s.transport.messages().map((m) => m.status)).toEqual([1]);
+  });
+
+  it('a status that cannot be signed when it is due stays pending and goes out on the next pass, signed', async () => {
+    let fail = true;
+    const s = side({
+      sign: (status) => {
+        if (fail) throw new Error('signer unavailable');
+        return signEnvelope(GATEWAY.privateKey, 'OrderStatus', status, 31337);
+      },
+    });
+    const { result } = send(s, { sequence: 9 });
+    expect(result.verdict.ok).toBe(true);
+    await settle();
+    expect(s.transport.messages()).toEqual([]);
+    expect(s.statuses.pendingCount).toBe(1);
+    expect(s.dispatch.unsentStatuses()[0]!.payload).toBeUndefined();
+    fail = false;
+    await s.statuses.flush();
+    expect(s.transport.messages().map((m) => m.status)).toEqual([1]);
+    expect(s.statuses.pendingCount).toBe(0);
+    expect(s.transport.published).toEqual([s.dispatch.allStatuses()[0]!.payload]);
   });
 
   it('rejected orders never reach the dispatcher side', () => {

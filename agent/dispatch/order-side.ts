@@ -44,6 +44,8 @@ export interface OrderSideOptions {
   transport?: StatusTransport;
   /** The control loop's enqueue, for the order queue. */
   enqueue: (task: () => void) => Promise<unknown>;
+  /** Resolves when the loop's serial section is idle: statuses are signed then (StatusOutbox). */
+  whenLoopIdle?: () => Promise<unknown>;
   execution?: OrderExecution;
   onChange?: () => void;
   /** Uniform in [0, 1) for the random start offsets (tests); default node:crypto. */
@@ -77,6 +79,7 @@ export function createOrderSide(options: OrderSideOptions): OrderSide {
     log: log.child({ module: 'dispatch.statuses' }),
     resendMs: dispatch.statusResendMs,
     ...(options.transport ? { transport: options.transport } : {}),
+    ...(options.whenLoopIdle ? { whenLoopIdle: options.whenLoopIdle } : {}),
   });
   const book = new OrderBook({
     store,

@@ -230,7 +230,7 @@ export function runOrders(config: Config, options: OrdersCliOptions, out: (text:
         err(`flexgate orders: no order ${orderId} in ${path}\n`);
         return 1;
       }
-      if (options.json) out(`${JSON.stringify({ orderId, versions, statuses: statuses.map((s) => ({ ...statusView(s), modification: s.modification, payload: JSON.parse(s.payload) as unknown })), trail: trail.map(trailEntryJson) }, null, 2)}\n`);
+      if (options.json) out(`${JSON.stringify({ orderId, versions, statuses: statuses.map((s) => ({ ...statusView(s), modification: s.modification, payload: s.payload === undefined ? null : (JSON.parse(s.payload) as unknown) })), trail: trail.map(trailEntryJson) }, null, 2)}\n`);
       else out(renderTrail(orderId, versions, statuses, trail));
       return 0;
     }

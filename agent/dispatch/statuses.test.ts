@@ -2,7 +2,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Aedes } from 'aedes';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLog } from '../../drivers/log.js';
-import { verifyEnvelope, type Envelope } from '../../ledger-client/eip712.js';
+import { signEnvelope, verifyEnvelope, type Envelope } from '../../ledger-client/eip712.js';
 import { Uplink } from '../uplink.js';
 import { waitFor } from '../../test/helpers.js';
 import { CHAIN_ID, GATEWAY, MINUTE_MS, T0, makeSide, orderMessage, settle, signed, type TestSide } from './test-support.js';
@@ -26,6 +26,39 @@ describe('status outbox (recording transport, manual clock)', () => {
     const [payload] = s.transport.published;
     const result = verifyEnvelope(JSON.parse(payload!), { chainId: CHAIN_ID, expectedType: 'OrderStatus' });
     expect(result).toMatchObject({ ok: true, signer: GATEWAY.address });
+  });
+
+  it('stores a status unsigned with the decision, and signs it only once the loop is idle (the decision\'s device writes done)', async () => {
+    let signatures = 0;
+    let idle: () => void = () => undefined;
+    const s = side({
+      sign: (status) => {
+        signatures++;
+        return signEnvelope(GATEWAY.privateKey, 'OrderStatus', status, CHAIN_ID);
+      },
+      whenLoopIdle: () => new Promise<void>((resolve) => (idle = resolve)),
+    });
+    s.book.submit(signed(orderMessage(T0)));
+    await settle();
+    expect(s.dispatch.allStatuses().map((st) => [st.status, st.payload])).toEqual([[1, undefined]]);
+    expect(signatures).toBe(0);
+    expect(s.transport.published).toEqual([]);
+    idle();
+    await settle();
+    expect(signatures).toBe(1);
+    expect(s.transport.published).toEqual([s.dispatch.allStatuses()[0]!.payload]);
+  });
+
+  it('a loop that never gets idle holds a status back at most 250 ms', async () => {
+    const s = side({ whenLoopIdle: () => new Promise<void>(() => undefined) });
+    s.book.submit(signed(orderMessage(T0)));
+    await settle();
+    s.clock.advance(249);
+    await settle();
+    expect(s.transport.published).toEqual([]);
+    s.clock.advance(1);
+    await settle();
+    expect(s.transport.messages().map((m) => m.status)).toEqual([1]);
   });
 
   it('while the uplink is down statuses wait in the store; after the reconnect they go out in order, each after the previous PUBACK', async () => {

@@ -5,9 +5,14 @@
  * sent on the broker's PUBACK, and published again after an uplink outage (on reconnect) and every
  * `resendMs` until then.
  *
- * `record` runs inside the order book's transaction (the status commits with the decision);
- * publishing runs outside the control loop (timers and the uplink's connect event) and only touches
- * the store to mark a status sent.
+ * `record` runs inside the order book's transaction: the status (its message fields) commits with
+ * the decision. It is signed when it is first published and the envelope is stored then: the
+ * signature (RFC 6979, deterministic) is a function of the stored message and the gateway key, so
+ * nothing is lost by signing later, and the ~1 ms a signature costs on a gateway is not spent
+ * between an order and its device writes. Publishing starts after the task that recorded the status
+ * (`kick` defers it with setImmediate), so the dispatcher's writes for an order go out first;
+ * it runs outside the control loop (timers and the uplink's connect event) and only touches the
+ * store to keep a signed envelope and to mark a status sent.
  *
  * Delivery is at least once: a status whose PUBACK was lost is published again, byte for byte the
  * same, and the aggregator drops the repeat by (orderId, modification, status).
@@ -49,6 +54,14 @@ export interface StatusOutboxOptions {
   transport?: StatusTransport;
   /** Default: EIP-712 with `privateKey` on `chainId`. Tests may wrap it (e.g. to count signatures). */
   sign?: StatusSigner;
+  /**
+   * Resolves once the decisions queued so far have run, their device writes answered (the control
+   * loop's serial section is idle). A status is signed only then, so that the ~1 ms of a signature
+   * never delays the next write of a decision; but never later than `maxSignHoldMs` after it was due.
+   */
+  whenLoopIdle?: () => Promise<unknown>;
+  /** Default 250 ms. */
+  maxSignHoldMs?: number;
 }
 
 export class StatusOutbox {
@@ -57,6 +70,7 @@ export class StatusOutbox {
   private timer: TimerHandle | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  private kickScheduled = false;
   private stopped = true;
   private readonly abort = new Set<() => void>();
   private readonly attempts = new Map<number, { count: number; lastMs: number }>();
@@ -74,24 +88,14 @@ export class StatusOutbox {
   }
 
   /**
-   * Signs and stores a status, unless one exists already for (orderId, modification, status): then
-   * nothing is written and undefined is returned. Call it inside the decision's transaction; the
-   * status is published (by `kick`) only after that commits.
+   * Stores a status, unless one exists already for (orderId, modification, status): then nothing is
+   * written and undefined is returned. Call it inside the decision's transaction; the status is
+   * signed and published (by `kick`) only after that commits.
    */
   record(status: Omit<OrderStatus, 'gateway'>): StoredStatus | undefined {
     const { store } = this.options;
     if (store.hasStatus(status.orderId, status.modification, status.status)) return undefined;
-    const message: OrderStatus = {
-      orderId: status.orderId.toLowerCase() as Hex,
-      gateway: this.options.gateway.toLowerCase() as Address,
-      modification: status.modification,
-      status: status.status,
-      reason: status.reason,
-      at: status.at,
-      deliveredWh: Math.round(status.deliveredWh),
-    };
-    const payload = JSON.stringify(this.sign(message));
-    const createdAtMs = this.options.clock.now();
+    const message = this.message({ ...status, atMs: status.at });
     const id = store.insertStatus({
       orderId: message.orderId,
       modification: message.modification,
@@ -99,10 +103,35 @@ export class StatusOutbox {
       reason: message.reason,
       atMs: message.at,
       deliveredWh: message.deliveredWh,
-      payload,
-      createdAtMs,
+      payload: undefined,
+      createdAtMs: this.options.clock.now(),
     });
     return id === undefined ? undefined : store.status(id);
+  }
+
+  /**
+   * The signed envelope of a stored status, exactly as it is published: the stored one, or signed
+   * now from the row and stored (without waiting for an fsync: lost in a power cut, the same bytes
+   * are made again).
+   */
+  payload(status: StoredStatus): string {
+    if (status.payload !== undefined) return status.payload;
+    const payload = JSON.stringify(this.sign(this.message(status)));
+    const { store } = this.options;
+    store.lazyTransaction(() => store.setStatusPayload(status.id, payload));
+    return payload;
+  }
+
+  private message(s: { orderId: string; modification: number; status: number; reason: number; atMs: number; deliveredWh: number }): OrderStatus {
+    return {
+      orderId: s.orderId.toLowerCase() as Hex,
+      gateway: this.options.gateway.toLowerCase() as Address,
+      modification: s.modification,
+      status: s.status,
+      reason: s.reason,
+      at: s.atMs,
+      deliveredWh: Math.round(s.deliveredWh),
+    };
   }
 
   /** Statuses stored and not yet acknowledged by the broker. */
@@ -135,9 +164,17 @@ export class StatusOutbox {
     await this.running;
   }
 
-  /** Starts a publishing pass in the background (or makes the running one look again). */
+  /**
+   * Starts a publishing pass in the background (or makes the running one look again), once the
+   * current task is over: an order's writes, queued by the same task, go out before any signing.
+   */
   kick(): void {
-    void this.flush();
+    if (this.kickScheduled) return;
+    this.kickScheduled = true;
+    setImmediate(() => {
+      this.kickScheduled = false;
+      void this.flush();
+    });
   }
 
   /**
@@ -177,7 +214,9 @@ export class StatusOutbox {
         attempt.count++;
         attempt.lastMs = clock.now();
         this.attempts.set(s.id, attempt);
-        const outcome = await this.publishWithTimeout(transport, s.payload);
+        if (s.payload === undefined) await this.loopIdle();
+        if (this.stopped || !transport.connected) return;
+        const outcome = await this.publishWithTimeout(transport, this.payload(s));
         if (outcome !== 'acked') {
           log.warn({ orderId: s.orderId, modification: s.modification, status: s.status, outcome }, 'status not acknowledged by the broker; it will be sent again');
           return;
@@ -192,6 +231,25 @@ export class StatusOutbox {
         this.attempts.delete(s.id);
       }
     }
+  }
+
+  /** `whenLoopIdle`, or `maxSignHoldMs`, whichever comes first (at once without the option). */
+  private loopIdle(): Promise<void> {
+    const idle = this.options.whenLoopIdle;
+    if (!idle) return Promise.resolve();
+    const { clock } = this.options;
+    return new Promise((resolve) => {
+      let timer: TimerHandle | undefined;
+      const done = () => {
+        if (timer !== undefined) clock.clearTimeout(timer);
+        timer = undefined;
+        this.abort.delete(done);
+        resolve();
+      };
+      this.abort.add(done);
+      timer = clock.setTimeout(done, this.options.maxSignHoldMs ?? 250);
+      idle().then(done, done);
+    });
   }
 
   private publishWithTimeout(transport: StatusTransport, payload: string): Promise<'acked' | 'failed' | 'timeout' | 'stopped'> {

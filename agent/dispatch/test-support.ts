@@ -162,6 +162,7 @@ export interface TestSideOptions {
   sign?: StatusSigner;
   book?: Partial<OrderBookOptions>;
   startStatuses?: boolean;
+  whenLoopIdle?: () => Promise<unknown>;
 }
 
 /** The order side on a store (default in memory) at `nowMs` (default T0), trusting AGGREGATOR and AGGREGATOR_2. */
@@ -185,6 +186,7 @@ export function makeSide(options: TestSideOptions = {}): TestSide {
       resendMs: 30_000,
       transport,
       ...(options.sign ? { sign: options.sign } : {}),
+      ...(options.whenLoopIdle ? { whenLoopIdle: options.whenLoopIdle } : {}),
     });
     const makeBook = () => new OrderBook({
       store: dispatch,

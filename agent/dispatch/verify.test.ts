@@ -89,7 +89,10 @@ describe('golden vectors (ledger-client/vectors/eip712.json)', () => {
     const side = makeSide({ startStatuses: false });
     const { gateway: _g, ...rest } = vectorStatus.message;
     const stored = side.statuses.record(rest)!;
-    expect(stored.payload).toBe(JSON.stringify(vectorStatus));
+    // Stored unsigned with the decision; signed (and the envelope stored) when first published.
+    expect(stored.payload).toBeUndefined();
+    expect(side.statuses.payload(stored)).toBe(JSON.stringify(vectorStatus));
+    expect(side.dispatch.status(stored.id)!.payload).toBe(JSON.stringify(vectorStatus));
     await side.close();
   });
 

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLog } from '../../drivers/log.js';
 import { AUDIT_RAW_MAX_BYTES, AuditLog } from './audit-log.js';
 import { DispatchStore, DispatchStoreError } from './dispatch-store.js';
-import { migrations } from './migrations.js';
+import { latestVersion, migrations } from './migrations.js';
 import { SqliteRestoreLedger } from './restore-ledger.js';
 import { openStore, type Store } from './store.js';
 import { ManualClock } from './test-clock.js';
@@ -39,7 +39,7 @@ describe('schema step 4 (dispatch)', () => {
     old.close();
     open.pop();
     const s = fileStore(path);
-    expect(s.database.pragma('user_version', { simple: true })).toBe(4);
+    expect(s.database.pragma('user_version', { simple: true })).toBe(latestVersion(migrations));
     expect(s.database.prepare(`SELECT value FROM store_meta WHERE key = 'marker'`).pluck().get()).toBe(42);
     const d = new DispatchStore(s.database);
     d.raiseSequence('0xAA00000000000000000000000000000000000000', '0xbb00000000000000000000000000000000000000', 5, T0);
@@ -71,6 +71,35 @@ describe('schema step 4 (dispatch)', () => {
     expect(d.markStatusSent(1, T0 + 6, 1, T0 + 6)).toBe(false);
     expect(d.status(1)).toMatchObject({ sentAtMs: T0 + 5, attempts: 2, lastAttemptMs: T0 + 4 });
     expect(() => d.finish(`${ORDER_ID}:0`, { state: 'completed', atMs: T0, deliveredWh: 0, safetyLimited: false })).toThrow(DispatchStoreError);
+  });
+});
+
+describe('schema step 5 (statuses signed when first published)', () => {
+  it('migrates a step-4 file keeping every status as it was, and then stores statuses without a payload until signed', () => {
+    const path = newPath();
+    const old = fileStore(path, migrations.slice(0, 4));
+    const before = new DispatchStore(old.database);
+    before.insertStatus({ orderId: ORDER_ID, modification: 0, status: 1, reason: 0, atMs: T0, deliveredWh: 0, payload: '{"signed":1}', createdAtMs: T0 });
+    before.insertStatus({ orderId: ORDER_ID, modification: 0, status: 2, reason: 12, atMs: T0 + 1, deliveredWh: -3, payload: '{"signed":2}', createdAtMs: T0 + 1 });
+    before.markStatusSent(1, T0 + 2, 1, T0 + 1);
+    const rows = before.allStatuses();
+    old.close();
+    open.pop();
+    expect(() => before.insertStatus({ orderId: ORDER_ID, modification: 1, status: 1, reason: 0, atMs: T0, deliveredWh: 0, payload: undefined, createdAtMs: T0 })).toThrow();
+
+    const s = fileStore(path);
+    expect(s.database.pragma('user_version', { simple: true })).toBe(5);
+    const d = new DispatchStore(s.database);
+    expect(d.allStatuses()).toEqual(rows);
+    expect(d.unsentStatuses().map((r) => r.id)).toEqual([2]);
+    // UNIQUE (orderId, modification, status) is still there
+    expect(d.insertStatus({ ...rows[0]!, payload: undefined })).toBeUndefined();
+    const id = d.insertStatus({ orderId: ORDER_ID, modification: 1, status: 1, reason: 0, atMs: T0 + 3, deliveredWh: 0, payload: undefined, createdAtMs: T0 + 3 })!;
+    expect(d.status(id)!.payload).toBeUndefined();
+    expect(d.setStatusPayload(id, '{"signed":3}')).toBe(true);
+    expect(d.setStatusPayload(id, '{"other":1}')).toBe(false);
+    expect(d.status(id)!.payload).toBe('{"signed":3}');
+    expect(s.database.prepare(`SELECT count(*) FROM sqlite_master WHERE name = 'dispatch_statuses_unsent'`).pluck().get()).toBe(1);
   });
 });
 

@@ -1,6 +1,6 @@
 /**
- * The SQLite side of the order book (agent/dispatch/, PROTOCOL.md §3), schema step 4: the replay
- * sequences, the accepted order versions, the signed statuses waiting for (or past) their PUBACK,
+ * The SQLite side of the order book (agent/dispatch/, PROTOCOL.md §3), schema steps 4 and 5: the
+ * replay sequences, the accepted order versions, the statuses waiting for (or past) their PUBACK,
  * and the queries `flexgate orders` runs. Writes are plain statements: the order book wraps each
  * decision in ONE transaction (`transaction`), committed and fsynced (synchronous = FULL) when it
  * returns — before any status leaves the gateway or any device is written.
@@ -50,7 +50,7 @@ export interface StoredOrder {
   readonly envelope: string;
 }
 
-/** A `dispatch_statuses` row: one signed OrderStatus. */
+/** A `dispatch_statuses` row: one OrderStatus (its signed envelope once it was first published). */
 export interface StoredStatus {
   /** Sending order. */
   readonly id: number;
@@ -60,8 +60,9 @@ export interface StoredStatus {
   readonly reason: number;
   readonly atMs: number;
   readonly deliveredWh: number;
-  /** The signed envelope exactly as published (JSON). */
-  readonly payload: string;
+  /** The signed envelope exactly as published (JSON); undefined until it is first published
+   * (StatusOutbox signs it then: the signature is deterministic, a function of this row). */
+  readonly payload: string | undefined;
   readonly createdAtMs: number;
   readonly attempts: number;
   readonly lastAttemptMs: number | undefined;
@@ -134,7 +135,7 @@ interface StatusRow {
   reason: number;
   at_ms: number;
   delivered_wh: number;
-  payload: string;
+  payload: string | null;
   created_at_ms: number;
   attempts: number;
   last_attempt_ms: number | null;
@@ -179,7 +180,7 @@ function toStatus(r: StatusRow): StoredStatus {
     reason: r.reason,
     atMs: r.at_ms,
     deliveredWh: r.delivered_wh,
-    payload: r.payload,
+    payload: r.payload ?? undefined,
     createdAtMs: r.created_at_ms,
     attempts: r.attempts,
     lastAttemptMs: r.last_attempt_ms ?? undefined,
@@ -338,13 +339,18 @@ export class DispatchStore {
     return this.stmt('SELECT 1 FROM dispatch_statuses WHERE order_id = ? AND modification = ? AND status = ?').pluck().get(orderId.toLowerCase(), modification, status) !== undefined;
   }
 
-  /** Inserts a signed status; returns its id, or undefined when (orderId, modification, status) exists. */
+  /** Inserts a status (signed or not yet); returns its id, or undefined when (orderId, modification, status) exists. */
   insertStatus(s: Omit<StoredStatus, 'id' | 'attempts' | 'lastAttemptMs' | 'sentAtMs'>): number | undefined {
     const { changes, lastInsertRowid } = this.stmt(
       `INSERT INTO dispatch_statuses (order_id, modification, status, reason, at_ms, delivered_wh, payload, created_at_ms)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, modification, status) DO NOTHING`,
-    ).run(s.orderId.toLowerCase(), s.modification, s.status, s.reason, s.atMs, s.deliveredWh, s.payload, s.createdAtMs);
+    ).run(s.orderId.toLowerCase(), s.modification, s.status, s.reason, s.atMs, s.deliveredWh, s.payload ?? null, s.createdAtMs);
     return changes === 1 ? Number(lastInsertRowid) : undefined;
+  }
+
+  /** Stores the signed envelope of a status that had none; false when it has one already. */
+  setStatusPayload(id: number, payload: string): boolean {
+    return this.stmt('UPDATE dispatch_statuses SET payload = ? WHERE id = ? AND payload IS NULL').run(payload, id).changes === 1;
   }
 
   /** Statuses without a PUBACK yet, in sending order. */

@@ -266,6 +266,34 @@ export const migrations: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;
     `,
   },
+  {
+    version: 5,
+    name: 'dispatch: a status is signed when it is first published (payload NULL until then)',
+    up: `
+      -- A status row is the message itself; its signature is a function of the row and the gateway
+      -- key (RFC 6979, deterministic), so it is made when the status is first published, after the
+      -- devices were written, and stored then. SQLite cannot drop a NOT NULL: the table is rebuilt.
+      CREATE TABLE dispatch_statuses_v5 (
+        id              INTEGER PRIMARY KEY,
+        order_id        TEXT NOT NULL,
+        modification    INTEGER NOT NULL,
+        status          INTEGER NOT NULL,
+        reason          INTEGER NOT NULL,
+        at_ms           INTEGER NOT NULL,
+        delivered_wh    INTEGER NOT NULL,
+        payload         TEXT,
+        created_at_ms   INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_attempt_ms INTEGER,
+        sent_at_ms      INTEGER,
+        UNIQUE (order_id, modification, status)
+      ) STRICT;
+      INSERT INTO dispatch_statuses_v5 SELECT * FROM dispatch_statuses;
+      DROP TABLE dispatch_statuses;
+      ALTER TABLE dispatch_statuses_v5 RENAME TO dispatch_statuses;
+      CREATE INDEX dispatch_statuses_unsent ON dispatch_statuses (id) WHERE sent_at_ms IS NULL;
+    `,
+  },
 ];
 
 export function latestVersion(list: readonly Migration[]): number {

@@ -5,19 +5,26 @@
  *   socPct = 802 SoC, else 713 SoC; capacityWh = 802 WHRtg, else 713 WHRtg;
  *   powerW = -(701 W) (DER power is positive for generation = discharge);
  *   maxChargeW = 702 WChaRteMax, else WChaRteMaxRtg, else 802 WChaRteMax (same for discharge);
- *   setPowerW: 704 WSetMod = WATTS, WSet = -powerW, then WSetEnaRvrt = DISABLED and WSetRvrtTms,
- *   then WSetEna = ENABLED; clearSetpoint: WSetEna = DISABLED.
+ *   setPowerW: 704 WSetMod = WATTS, WSet = -powerW, WSetEnaRvrt = DISABLED, WSetRvrtTms and
+ *   WSetEna = ENABLED in ONE FC16 transaction (registers 22..32, applied by the device as a whole;
+ *   WSetRvrt, WSetPct and WSetPctRvrt in between kept as last read). When one of those is not
+ *   implemented: WSetMod + WSet, then WSetEnaRvrt + WSetRvrtTms, then WSetEna — the enable never
+ *   before the value and the timer. clearSetpoint: WSetEna = DISABLED.
  * Basic storage (124 with the 10x/11x inverter model, or 701, for AC power, 120 for ratings):
  *   socPct = ChaState; capacityWh = 120 WHRtg, else 120 AhrRtg × nominalVoltageV (when configured);
  *   powerW = -(inverter W); maxChargeW = WChaMax; maxDischargeW = 120 MaxDisChaRte;
  *   setPowerW holds a window of one value: charging P → InWRte = P/WChaMax %, OutWRte = -that %;
- *   discharging → OutWRte = P/WChaMax %, InWRte = -that %; then InOutWRte_RvrtTms; then
- *   StorCtl_Mod = CHARGE|DISCHARGE (3). clearSetpoint: StorCtl_Mod = 0 (no limits).
+ *   discharging → OutWRte = P/WChaMax %, InWRte = -that %; with InOutWRte_RvrtTms in the same FC16
+ *   transaction (OutWRte, InWRte, InOutWRte_WinTms kept as last read, InOutWRte_RvrtTms: registers
+ *   12..15; when WinTms is not implemented, the rates and then the timer); then StorCtl_Mod =
+ *   CHARGE|DISCHARGE (3), left out when the last values read or written show 3 (a device that changed
+ *   it since is put right by the next setpoint after the next poll). clearSetpoint: StorCtl_Mod = 0
+ *   (no limits).
  */
 import type { Battery, BatteryReading } from '../classes.js';
 import { BadDataError, NotSupportedError } from '../errors.js';
 import type { ModelNeed, ReadPlan } from './read-plan.js';
-import { optional, revertSeconds, type ModelValues, type SunSpecSession, type UsedModel } from './session.js';
+import { optional, revertSeconds, type ModelValues, type PointWrite, type SunSpecSession, type UsedModel } from './session.js';
 
 const ENABLED = 1;
 const DISABLED = 0;
@@ -157,16 +164,16 @@ export class SunSpecBattery implements Battery {
     const limit = await this.derLimitW(powerW >= 0 ? 'charge' : 'discharge');
     const clamped = limit === undefined ? powerW : Math.max(-limit, Math.min(limit, powerW));
     if (clamped !== powerW) this.session.log.debug({ powerW, clampedW: clamped }, 'setpoint clamped to the battery limit');
-    const first: [string, number][] = [];
-    if (current['WSetMod'] !== undefined) first.push(['WSetMod', WSET_MODE_WATTS]);
-    first.push(['WSet', 0 - clamped]);
-    const revert: [string, number][] = [];
+    const value: PointWrite[] = [];
+    if (current['WSetMod'] !== undefined) value.push(['WSetMod', WSET_MODE_WATTS]);
+    value.push(['WSet', 0 - clamped]);
+    const revert: PointWrite[] = [];
     if (current['WSetEnaRvrt'] !== undefined) revert.push(['WSetEnaRvrt', DISABLED]);
     if (current['WSetRvrtTms'] !== undefined) revert.push(['WSetRvrtTms', revertS]);
     else this.warnNoRevert(704, 'WSetRvrtTms');
-    await this.session.write(control, first, current);
-    if (revert.length) await this.session.write(control, revert, current);
-    await this.session.write(control, [['WSetEna', ENABLED]], current);
+    // One transaction when the points in between can be kept as read, else value, timer, enable.
+    const steps = revert.length ? [value, revert] : [value];
+    await this.session.writeSteps(control, [...steps, [['WSetEna', ENABLED]]], current);
   }
 
   private async derLimitW(direction: 'charge' | 'discharge'): Promise<number | undefined> {
@@ -196,14 +203,20 @@ export class SunSpecBattery implements Battery {
     const charging = powerW >= 0;
     const inPct = charging ? pct : 0 - pct;
     const outPct = 0 - inPct;
-    const writes: [string, number][] = [
-      ['OutWRte', outPct],
-      ['InWRte', inPct],
+    const steps: PointWrite[][] = [
+      [
+        ['OutWRte', outPct],
+        ['InWRte', inPct],
+      ],
     ];
-    await this.session.write(storage, writes, current);
-    if (current['InOutWRte_RvrtTms'] !== undefined) await this.session.write(storage, [['InOutWRte_RvrtTms', revertS]], current);
+    if (current['InOutWRte_RvrtTms'] !== undefined) steps.push([['InOutWRte_RvrtTms', revertS]]);
     else this.warnNoRevert(124, 'InOutWRte_RvrtTms');
-    await this.session.write(storage, [['StorCtl_Mod', STORCTL_CHARGE_AND_DISCHARGE]], current);
+    // Rates and timer in one transaction when InOutWRte_WinTms can be kept as read.
+    await this.session.writeSteps(storage, steps, current);
+    // The device applies the rates while both limits are active: no need to say so again.
+    if (optional(current, 'StorCtl_Mod') !== STORCTL_CHARGE_AND_DISCHARGE) {
+      await this.session.write(storage, [['StorCtl_Mod', STORCTL_CHARGE_AND_DISCHARGE]], current);
+    }
   }
 
   private warnNoRevert(model: number, point: string): void {

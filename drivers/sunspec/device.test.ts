@@ -4,12 +4,15 @@
  * offsets were read from the model JSON files and are noted next to each value. The same classes
  * against simulated devices over real Modbus TCP/RTU are tested end to end in test/.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Battery, Meter, Pv } from '../classes.js';
-import { BadDataError, NotSupportedError, TimeoutError } from '../errors.js';
+import { BadDataError, ModbusExceptionError, NotSupportedError, TimeoutError } from '../errors.js';
 import { silentLog } from '../log.js';
+import { decodeModelPrefix, encodePoint } from './codec.js';
 import { createSunSpecDevice } from './device.js';
 import { asciiRegisters, FakeUnit } from './fake-unit.js';
+import { getModelDef } from './models/index.js';
 import { scanUnits, suggestClasses, suggestConfig } from './scan.js';
 
 const U = 0xffff;
@@ -50,8 +53,9 @@ function pvUnit(): FakeUnit {
     ...model(120, 28, { 3: 8200, 4: 0 }),
     // 121: WMax 2, WMax_SF 22
     ...model(121, 32, { 2: 800, 22: 1 }),
-    // 123: WMaxLimPct 5, WMaxLimPct_RvrtTms 7, WMaxLim_Ena 9, WMaxLimPct_SF 23
-    ...model(123, 26, { 5: 1000, 7: 0, 9: 0, 23: neg(-1) }),
+    // 123: WMaxLimPct 5, WMaxLimPct_WinTms 6, WMaxLimPct_RvrtTms 7, WMaxLimPct_RmpTms 8,
+    //      WMaxLim_Ena 9, WMaxLimPct_SF 23
+    ...model(123, 26, { 5: 1000, 6: 0, 7: 0, 8: 0, 9: 0, 23: neg(-1) }),
     ...END,
   ]);
   return unit;
@@ -83,9 +87,9 @@ function basicBatteryUnit(): FakeUnit {
     ...model(103, 52, { 14: neg(-2000), 15: 0 }),
     // 120: WHRtg 19, WHRtg_SF 20, AhrRtg 21, AhrRtg_SF 22, MaxDisChaRte 25, MaxDisChaRte_SF 26
     ...model(120, 28, { 19: 1000, 20: 1, 21: U, 22: S, 25: 4500, 26: 0 }),
-    // 124: WChaMax 2, StorCtl_Mod 5, ChaState 8, OutWRte 12, InWRte 13, InOutWRte_RvrtTms 15,
-    //      WChaMax_SF 18, ChaState_SF 22, InOutWRte_SF 25
-    ...model(124, 26, { 2: 500, 5: 0, 8: 655, 12: 10000, 13: 10000, 15: 0, 18: 1, 22: neg(-1), 25: neg(-2) }),
+    // 124: WChaMax 2, StorCtl_Mod 5, ChaState 8, OutWRte 12, InWRte 13, InOutWRte_WinTms 14,
+    //      InOutWRte_RvrtTms 15, InOutWRte_RmpTms 16, WChaMax_SF 18, ChaState_SF 22, InOutWRte_SF 25
+    ...model(124, 26, { 2: 500, 5: 0, 8: 655, 12: 10000, 13: 10000, 14: 0, 15: 0, 16: 0, 18: 1, 22: neg(-1), 25: neg(-2) }),
     ...END,
   ]);
   return unit;
@@ -102,8 +106,9 @@ function derBatteryUnit(): FakeUnit {
     ...model(701, 155, { 10: neg(-1500), 116: 0 }),
     // 702: WChaRteMaxRtg 10, WDisChaRteMaxRtg 11, WChaRteMax 34, WDisChaRteMax 35, W_SF 45
     ...model(702, 52, { 10: 500, 11: 600, 34: U, 35: U, 45: 1 }),
-    // 704: WSetEna 22, WSetMod 23, WSet 24-25, WSetEnaRvrt 30, WSetRvrtTms 31-32, WSet_SF 55
-    ...model(704, 67, { 22: 0, 23: 0, 24: [0, 0], 30: 0, 31: [0, 0], 55: 0 }),
+    // 704: WSetEna 22, WSetMod 23, WSet 24-25, WSetRvrt 26-27, WSetPct 28, WSetPctRvrt 29,
+    //      WSetEnaRvrt 30, WSetRvrtTms 31-32, WSet_SF 55, WSetPct_SF 56
+    ...model(704, 67, { 22: 0, 23: 0, 24: [0, 0], 26: [0, 0], 28: 0, 29: 0, 30: 0, 31: [0, 0], 55: 0, 56: neg(-1) }),
     // 802: WHRtg 3, SoC 11, WHRtg_SF 53, SoC_SF 56
     ...model(802, 64, { 3: 1350, 11: 805, 53: 1, 56: neg(-1) }),
     ...END,
@@ -142,18 +147,17 @@ describe('SunSpec PV inverter', () => {
     ]);
   });
 
-  it('curtails: percentage with its scale factor, then the revert timer, then enable', async () => {
+  it('curtails: percentage with its scale factor, revert timer and enable in one transaction', async () => {
     const unit = pvUnit();
     const pv = await create.pv(unit);
     await pv.read();
     unit.clearLog();
     await pv.setLimitPct(42.5, 90_500);
-    expect(unit.writes).toEqual([
-      { address: 40187, values: [425] }, // WMaxLimPct, SF -1
-      { address: 40189, values: [91] }, // WMaxLimPct_RvrtTms, s rounded up
-      { address: 40191, values: [1] }, // WMaxLim_Ena
+    expect(unit.transactions).toEqual([
+      // WMaxLimPct 42.5 % (SF -1), WinTms kept (0), RvrtTms 91 s (rounded up), RmpTms kept (0), WMaxLim_Ena
+      { type: 'write', address: 40187, values: [425, 0, 91, 0, 1] },
     ]);
-    expect(unit.reads).toHaveLength(0); // the scale factor came from the last poll
+    expect(unit.reads).toHaveLength(0); // the scale factor and the kept points came from the last poll
     expect((await pv.read()).limitPct).toBe(42.5);
     await pv.clearLimit();
     expect(unit.writes.at(-1)).toEqual({ address: 40191, values: [0] });
@@ -166,7 +170,53 @@ describe('SunSpec PV inverter', () => {
     unit.clearLog();
     await pv.setLimitPct(100, 1000);
     expect(unit.reads.map((r) => r.priority)).toEqual(['write']);
-    expect(unit.writes[0]).toEqual({ address: 40187, values: [1000] });
+    expect(unit.writes).toEqual([{ address: 40187, values: [1000, 0, 1, 0, 1] }]);
+  });
+
+  it('keeps WMaxLimPct_WinTms and WMaxLimPct_RmpTms exactly as the device reported them', async () => {
+    const unit = pvUnit();
+    unit.set(40188, [37]).set(40190, [65534]);
+    const pv = await create.pv(unit);
+    await pv.read();
+    unit.clearLog();
+    await pv.setLimitPct(10, 5000);
+    expect(unit.writes).toEqual([{ address: 40187, values: [100, 37, 5, 65534, 1] }]);
+    expect(unit.get(40188)).toEqual([37]);
+    expect(unit.get(40190)).toEqual([65534]);
+  });
+
+  for (const [point, address] of [
+    ['WMaxLimPct_WinTms', 40188],
+    ['WMaxLimPct_RmpTms', 40190],
+  ] as const) {
+    it(`falls back to percentage, timer, enable when ${point} is not implemented`, async () => {
+      const unit = pvUnit();
+      unit.set(address, [U]);
+      const pv = await create.pv(unit);
+      await pv.read();
+      unit.clearLog();
+      await pv.setLimitPct(42.5, 90_500);
+      expect(unit.transactions).toEqual([
+        { type: 'write', address: 40187, values: [425] }, // WMaxLimPct
+        { type: 'write', address: 40189, values: [91] }, // WMaxLimPct_RvrtTms
+        { type: 'write', address: 40191, values: [1] }, // WMaxLim_Ena last
+      ]);
+      expect(unit.get(address)).toEqual([U]);
+    });
+  }
+
+  it('without a revert timer: percentage, then enable (the unimplemented timer is not written)', async () => {
+    const unit = pvUnit();
+    unit.set(40189, [U]); // WMaxLimPct_RvrtTms
+    const pv = await create.pv(unit);
+    await pv.read();
+    unit.clearLog();
+    await pv.setLimitPct(50, 60_000);
+    expect(unit.writes).toEqual([
+      { address: 40187, values: [500] },
+      { address: 40191, values: [1] },
+    ]);
+    expect(unit.get(40189)).toEqual([U]);
   });
 
   it('refuses a limit outside 0..100 % without writing', async () => {
@@ -206,6 +256,70 @@ describe('SunSpec PV inverter', () => {
     const unit = new FakeUnit();
     unit.set(40000, [...SUNS, ...model(103, 50, {}), ...END]); // 103 with L=48
     await expect(create.pv(unit)).rejects.toThrow(/model 103 at address 40002 has length L=48/);
+  });
+});
+
+/** DER PV inverter at 40000: common 40002, 701 at 40070 (155), 702 at 40225 (52), 704 at 40277 (67),
+ * end at 40344. */
+function derPvUnit(): FakeUnit {
+  const unit = new FakeUnit(6, 'fake der pv');
+  unit.set(40000, [
+    ...SUNS,
+    ...common('Acme', 'DER PV', 'P-7', '7'),
+    // 701: W 10, TotWhInj 19-22, W_SF 116, TotWh_SF 120
+    ...model(701, 155, { 10: 4000, 19: [0, 0, 0, 900], 116: 0, 120: 0 }),
+    // 702: WMaxRtg 2, WMax 26, W_SF 45
+    ...model(702, 52, { 2: 800, 26: 800, 45: 1 }),
+    // 704: WMaxLimPctEna 14, WMaxLimPct 15, WMaxLimPctRvrt 16, WMaxLimPctEnaRvrt 17,
+    //      WMaxLimPctRvrtTms 18-19, WMaxLimPct_SF 54
+    ...model(704, 67, { 14: 0, 15: 1000, 16: 333, 17: 0, 18: [0, 0], 54: neg(-1) }),
+    ...END,
+  ]);
+  return unit;
+}
+
+describe('SunSpec PV inverter (DER models 701/702/704)', () => {
+  it('curtails with enable, percentage, reversion and timer in one transaction (offsets 14..19)', async () => {
+    const unit = derPvUnit();
+    const pv = await create.pv(unit);
+    expect(await pv.read()).toEqual({ powerW: 4000, energyWh: 900, ratedPowerW: 8000 });
+    unit.clearLog();
+    await pv.setLimitPct(42.5, 90_500);
+    expect(unit.transactions).toEqual([
+      // WMaxLimPctEna, WMaxLimPct 42.5 % (SF -1), WMaxLimPctRvrt kept (33.3 %, raw 333),
+      // WMaxLimPctEnaRvrt = DISABLED, WMaxLimPctRvrtTms 91 s
+      { type: 'write', address: 40291, values: [1, 425, 333, 0, 0, 91] },
+    ]);
+    expect((await pv.read()).limitPct).toBe(42.5);
+    await pv.clearLimit();
+    expect(unit.writes.at(-1)).toEqual({ address: 40291, values: [0] });
+    expect((await pv.read()).limitPct).toBeUndefined();
+  });
+
+  it('falls back to percentage, reversion and timer, then enable when WMaxLimPctRvrt is not implemented', async () => {
+    const unit = derPvUnit();
+    unit.set(40293, [U]);
+    const pv = await create.pv(unit);
+    await pv.read();
+    unit.clearLog();
+    await pv.setLimitPct(42.5, 90_500);
+    expect(unit.transactions).toEqual([
+      { type: 'write', address: 40292, values: [425] }, // WMaxLimPct
+      { type: 'write', address: 40294, values: [0, 0, 91] }, // WMaxLimPctEnaRvrt, WMaxLimPctRvrtTms
+      { type: 'write', address: 40291, values: [1] }, // WMaxLimPctEna last
+    ]);
+    expect(unit.get(40293)).toEqual([U]);
+  });
+
+  it('without WMaxLimPctEnaRvrt and timer: enable and percentage in one write, nothing else', async () => {
+    const unit = derPvUnit();
+    unit.set(40294, [U, U, U]);
+    const pv = await create.pv(unit);
+    await pv.read();
+    unit.clearLog();
+    await pv.setLimitPct(20, 60_000);
+    expect(unit.writes).toEqual([{ address: 40291, values: [1, 200] }]);
+    expect(unit.get(40294, 3)).toEqual([U, U, U]);
   });
 });
 
@@ -257,34 +371,125 @@ describe('SunSpec battery (model 124)', () => {
     expect(unit.reads).toHaveLength(1); // 40070..40176: 106 registers
   });
 
-  it('holds a charge setpoint as a one-value window, then the timer, then the mode', async () => {
+  it('holds a charge setpoint as a one-value window with its timer in one write, then the mode', async () => {
     const unit = basicBatteryUnit();
     const battery = await create.battery(unit);
     await battery.read();
     unit.clearLog();
     await battery.setPowerW(2500, 30_000);
-    expect(unit.writes).toEqual([
-      { address: 40162, values: [neg(-5000), 5000] }, // OutWRte -50 %, InWRte 50 % (SF -2), one write
-      { address: 40165, values: [30] }, // InOutWRte_RvrtTms
-      { address: 40155, values: [3] }, // StorCtl_Mod: charge and discharge limits active
+    expect(unit.transactions).toEqual([
+      // OutWRte -50 %, InWRte 50 % (SF -2), InOutWRte_WinTms kept (0), InOutWRte_RvrtTms 30 s
+      { type: 'write', address: 40162, values: [neg(-5000), 5000, 0, 30] },
+      { type: 'write', address: 40155, values: [3] }, // StorCtl_Mod: charge and discharge limits active
     ]);
     expect((await battery.read()).setpointW).toBe(2500);
     unit.clearLog();
+    // StorCtl_Mod already reads 3: the rates and the timer are all there is to write.
     await battery.setPowerW(-1000, 400);
-    expect(unit.writes.slice(0, 2)).toEqual([
-      { address: 40162, values: [2000, neg(-2000)] },
-      { address: 40165, values: [1] },
-    ]);
+    expect(unit.transactions).toEqual([{ type: 'write', address: 40162, values: [2000, neg(-2000), 0, 1] }]);
+    expect((await battery.read()).setpointW).toBe(-1000);
     await battery.clearSetpoint();
     expect(unit.writes.at(-1)).toEqual({ address: 40155, values: [0] });
     expect((await battery.read()).setpointW).toBeUndefined();
+  });
+
+  it('writes StorCtl_Mod again after clearSetpoint even before the next poll (the write is remembered)', async () => {
+    const unit = basicBatteryUnit();
+    const battery = await create.battery(unit);
+    await battery.read();
+    await battery.setPowerW(2500, 30_000);
+    await battery.read(); // StorCtl_Mod 3
+    await battery.clearSetpoint();
+    unit.clearLog();
+    await battery.setPowerW(1000, 30_000);
+    expect(unit.transactions).toEqual([
+      { type: 'write', address: 40162, values: [neg(-2000), 2000, 0, 30] },
+      { type: 'write', address: 40155, values: [3] },
+    ]);
+    expect(unit.get(40155)).toEqual([3]);
+  });
+
+  it('skips StorCtl_Mod on what was last read: a device that dropped it is put right after the next poll', async () => {
+    const unit = basicBatteryUnit();
+    const battery = await create.battery(unit);
+    await battery.read();
+    await battery.setPowerW(2500, 30_000);
+    await battery.read();
+    unit.set(40155, [0]); // the device's revert timer ran out (or its own UI): no limits any more
+    unit.clearLog();
+    await battery.setPowerW(2000, 30_000);
+    expect(unit.writes).toEqual([{ address: 40162, values: [neg(-4000), 4000, 0, 30] }]);
+    expect((await battery.read()).setpointW).toBeUndefined(); // what the dispatcher's closed loop sees
+    unit.clearLog();
+    await battery.setPowerW(2000, 30_000);
+    expect(unit.writes).toEqual([
+      { address: 40162, values: [neg(-4000), 4000, 0, 30] },
+      { address: 40155, values: [3] },
+    ]);
+    expect((await battery.read()).setpointW).toBe(2000);
+  });
+
+  it('a poll answered after a write to the model does not bring back what the write replaced', async () => {
+    const unit = basicBatteryUnit();
+    const battery = await create.battery(unit);
+    await battery.read();
+    await battery.setPowerW(2500, 30_000);
+    await battery.read(); // StorCtl_Mod 3
+    let answer!: () => void;
+    unit.holdReadAnswers = new Promise<void>((resolve) => (answer = resolve));
+    const poll = battery.read(); // reads StorCtl_Mod 3, answer held back
+    await battery.clearSetpoint(); // StorCtl_Mod 0 goes out and ends meanwhile
+    unit.holdReadAnswers = undefined;
+    answer();
+    await poll;
+    unit.clearLog();
+    await battery.setPowerW(1000, 30_000);
+    expect(unit.writes.at(-1)).toEqual({ address: 40155, values: [3] });
+  });
+
+  it('falls back to rates, then timer, then mode when InOutWRte_WinTms is not implemented', async () => {
+    const unit = basicBatteryUnit();
+    unit.set(40164, [U]); // InOutWRte_WinTms
+    const battery = await create.battery(unit);
+    await battery.read();
+    unit.clearLog();
+    await battery.setPowerW(2500, 30_000);
+    expect(unit.transactions).toEqual([
+      { type: 'write', address: 40162, values: [neg(-5000), 5000] },
+      { type: 'write', address: 40165, values: [30] },
+      { type: 'write', address: 40155, values: [3] },
+    ]);
+    expect(unit.get(40164)).toEqual([U]); // never written
+  });
+
+  it('without a revert timer: the rates in one write (nothing in between to keep), then the mode', async () => {
+    const unit = basicBatteryUnit();
+    unit.set(40165, [U]); // InOutWRte_RvrtTms
+    const battery = await create.battery(unit);
+    await battery.read();
+    unit.clearLog();
+    await battery.setPowerW(2500, 30_000);
+    expect(unit.writes).toEqual([
+      { address: 40162, values: [neg(-5000), 5000] },
+      { address: 40155, values: [3] },
+    ]);
+  });
+
+  it('keeps InOutWRte_WinTms exactly as read', async () => {
+    const unit = basicBatteryUnit();
+    unit.set(40164, [1234]);
+    const battery = await create.battery(unit);
+    await battery.setPowerW(-500, 10_000); // no poll yet: the model is read first
+    expect(unit.reads.at(-1)).toMatchObject({ priority: 'write' });
+    expect(unit.writes[0]).toEqual({ address: 40162, values: [1000, neg(-1000), 1234, 10] });
+    expect(unit.get(40164)).toEqual([1234]);
   });
 
   it('caps the setpoint at WChaMax', async () => {
     const unit = basicBatteryUnit();
     const battery = await create.battery(unit);
     await battery.setPowerW(9000, 10_000);
-    expect(unit.writes[0]).toEqual({ address: 40162, values: [neg(-10000), 10000] });
+    expect(unit.writes[0]).toEqual({ address: 40162, values: [neg(-10000), 10000, 0, 10] });
   });
 
   it('fails with the point when SoC is unimplemented', async () => {
@@ -326,22 +531,93 @@ describe('SunSpec battery (DER models 701/702/704/802)', () => {
     ]);
   });
 
-  it('sets WSet (negative = charging) with reversion, then enables; clamps to the charge rating', async () => {
+  it('sets WSet (negative = charging), reversion and enable in one transaction; clamps to the charge rating', async () => {
     const unit = derBatteryUnit();
     const battery = await create.battery(unit);
     await battery.read();
     unit.clearLog();
     await battery.setPowerW(7000, 60_000);
-    expect(unit.writes).toEqual([
-      { address: 40300, values: [1, 0xffff, neg(-5000)] }, // WSetMod = WATTS, WSet = -5000 (clamped)
-      { address: 40307, values: [0, 0, 60] }, // WSetEnaRvrt = DISABLED, WSetRvrtTms = 60 s
-      { address: 40299, values: [1] }, // WSetEna
+    expect(unit.transactions).toEqual([
+      {
+        type: 'write',
+        address: 40299,
+        // WSetEna, WSetMod = WATTS, WSet = -5000 (clamped), WSetRvrt, WSetPct, WSetPctRvrt kept (0),
+        // WSetEnaRvrt = DISABLED, WSetRvrtTms = 60 s
+        values: [1, 1, 0xffff, neg(-5000), 0, 0, 0, 0, 0, 0, 60],
+      },
     ]);
     expect((await battery.read()).setpointW).toBe(5000);
     await battery.setPowerW(-2000, 60_000);
-    expect(unit.writes.at(-3)).toEqual({ address: 40300, values: [1, 0, 2000] });
+    expect(unit.writes.at(-1)).toEqual({ address: 40299, values: [1, 1, 0, 2000, 0, 0, 0, 0, 0, 0, 60] });
     await battery.clearSetpoint();
     expect(unit.writes.at(-1)).toEqual({ address: 40299, values: [0] });
+  });
+
+  it('falls back to value, then timer, then enable when a point in between is not implemented', async () => {
+    const unit = derBatteryUnit();
+    unit.set(40305, [S]); // WSetPct (a device that holds watts only)
+    const battery = await create.battery(unit);
+    await battery.read();
+    unit.clearLog();
+    await battery.setPowerW(-2000, 60_000);
+    expect(unit.transactions).toEqual([
+      { type: 'write', address: 40300, values: [1, 0, 2000] }, // WSetMod, WSet
+      { type: 'write', address: 40307, values: [0, 0, 60] }, // WSetEnaRvrt, WSetRvrtTms
+      { type: 'write', address: 40299, values: [1] }, // WSetEna last
+    ]);
+    expect(unit.get(40305)).toEqual([S]);
+  });
+
+  it('keeps the points in between as their raw registers, whatever their scale factors (property)', async () => {
+    const def = getModelDef(704);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: -0x7fff_ffff, max: 0x7fff_ffff }),
+        fc.integer({ min: -0x7fff, max: 0x7fff }),
+        fc.integer({ min: -0x7fff, max: 0x7fff }),
+        fc.integer({ min: -3, max: 3 }),
+        fc.integer({ min: -3, max: 3 }),
+        async (wsetRvrt, wsetPct, wsetPctRvrt, wsetSf, pctSf) => {
+          const unit = derBatteryUnit();
+          const kept = [(wsetRvrt >>> 16) & 0xffff, wsetRvrt & 0xffff, neg(wsetPct), neg(wsetPctRvrt)];
+          unit.set(40303, kept).set(40332, [neg(wsetSf)]).set(40333, [neg(pctSf)]);
+          const battery = await create.battery(unit);
+          await battery.read();
+          unit.clearLog();
+          await battery.setPowerW(-1000, 60_000);
+          expect(unit.writes).toHaveLength(1);
+          expect(unit.writes[0]!.address).toBe(40299);
+          expect(unit.writes[0]!.values.slice(4, 8)).toEqual(kept);
+          expect(unit.get(40303, 4)).toEqual(kept);
+          // The values those registers stand for encode back to the same registers.
+          const values = decodeModelPrefix(def, unit.get(40277, 67), { address: 40277 });
+          const again = ['WSetRvrt', 'WSetPct', 'WSetPctRvrt'].flatMap((n) => encodePoint(def, n, values[n]!, values, 40277).registers);
+          expect(again).toEqual(kept);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('a refused write names device, model, points written and kept, and registers; the next one reads the model again', async () => {
+    const unit = derBatteryUnit();
+    const battery = await create.battery(unit);
+    await battery.read();
+    unit.refuseWritesAt.add(40305);
+    const err = await battery.setPowerW(1000, 60_000).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModbusExceptionError);
+    expect((err as Error).message).toBe(
+      'battery: writing SunSpec model 704 WSetMod, WSet, WSetEnaRvrt, WSetRvrtTms, WSetEna with WSetRvrt, WSetPct, WSetPctRvrt kept as read ' +
+        '(registers 40299+11): fake der battery: write at 40299: illegal data address',
+    );
+    unit.refuseWritesAt.clear();
+    unit.clearLog();
+    await battery.setPowerW(1000, 60_000);
+    // The device may or may not have taken the failed write: its registers are read before the next.
+    expect(unit.transactions.map((t) => [t.type, t.address, t.type === 'read' ? t.priority : undefined])).toEqual([
+      ['read', 40277, 'write'], // 704 alone, up to WSet_SF
+      ['write', 40299, undefined],
+    ]);
   });
 
   it('does not write a NaN setpoint', async () => {

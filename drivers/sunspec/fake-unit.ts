@@ -29,6 +29,11 @@ export class FakeUnit implements ModbusUnit {
   readonly timeoutAt = new Set<number>();
   /** Writes to these addresses are refused with exception 2. */
   readonly refuseWritesAt = new Set<number>();
+  /**
+   * While set, reads take the registers as they are when asked but answer only once this promise
+   * resolves: a poll whose answer comes back after a write made meanwhile ended.
+   */
+  holdReadAnswers: Promise<void> | undefined;
 
   get stats(): UnitStats {
     return {
@@ -82,6 +87,7 @@ export class FakeUnit implements ModbusUnit {
       if (v === undefined) throw new ModbusExceptionError(`${this.label}: read of ${count} at ${address}: illegal data address`, 3, 2);
       out[i] = v;
     }
+    if (this.holdReadAnswers) await this.holdReadAnswers;
     return out;
   }
 

@@ -4,13 +4,18 @@
  * Measurement: 101/102/103 (integer + scale factors), 111/112/113 (float) or 701 (DER).
  * Rating: 121 WMax, else 120 WRtg; or 702 WMax, else WMaxRtg.
  * Curtailment: 123 (WMaxLimPct, WMaxLimPct_RvrtTms, WMaxLim_Ena) or 704 (WMaxLimPct,
- * WMaxLimPctEnaRvrt, WMaxLimPctRvrtTms, WMaxLimPctEna): the percentage first, then the revert
- * timer, then the enable, so the device never runs an enabled limit with a stale value.
+ * WMaxLimPctEnaRvrt, WMaxLimPctRvrtTms, WMaxLimPctEna): the percentage, the revert timer and the
+ * enable in ONE FC16 transaction, which the device applies as a whole, so it never runs an enabled
+ * limit with a stale value or without its timer. The points in between are kept as the device last
+ * reported them (123: WMaxLimPct_WinTms and WMaxLimPct_RmpTms, registers 5..9; 704:
+ * WMaxLimPctRvrt, registers 14..19, where the enable comes first). When one of them is not
+ * implemented, the sequence goes out as before: the percentage (and 704 WMaxLimPctEnaRvrt), then
+ * the revert timer, then the enable.
  */
 import type { Pv, PvReading } from '../classes.js';
 import { NotSupportedError } from '../errors.js';
 import type { ReadPlan } from './read-plan.js';
-import { optional, revertSeconds, type ModelValues, type SunSpecSession, type UsedModel } from './session.js';
+import { optional, revertSeconds, type ModelValues, type PointWrite, type SunSpecSession, type UsedModel } from './session.js';
 
 export const PV_MEASUREMENT_MODELS = [103, 102, 101, 113, 112, 111, 701] as const;
 const ENABLED = 1;
@@ -103,12 +108,12 @@ export class SunSpecPv implements Pv {
       this.warnedNoRevert = true;
       this.session.log.warn({ model: control.def.id, point: revertPoint }, 'inverter has no revert timer: a limit stays until cleared');
     }
-    const writes: [string, number][] = [['WMaxLimPct', limitPct]];
+    const value: PointWrite[] = [['WMaxLimPct', limitPct]];
     // After the timer runs out the limit reverts to disabled.
-    if (!is123 && current['WMaxLimPctEnaRvrt'] !== undefined) writes.push(['WMaxLimPctEnaRvrt', DISABLED]);
-    if (hasRevert) writes.push([revertPoint, revertS]);
-    await this.session.write(control, writes, current);
-    await this.session.write(control, [[is123 ? 'WMaxLim_Ena' : 'WMaxLimPctEna', ENABLED]], current);
+    if (!is123 && current['WMaxLimPctEnaRvrt'] !== undefined) value.push(['WMaxLimPctEnaRvrt', DISABLED]);
+    if (hasRevert) value.push([revertPoint, revertS]);
+    // One transaction when the points in between can be kept as read, else value and timer, then enable.
+    await this.session.writeSteps(control, [value, [[is123 ? 'WMaxLim_Ena' : 'WMaxLimPctEna', ENABLED]]], current);
   }
 
   async clearLimit(): Promise<void> {

@@ -1,6 +1,8 @@
 /**
  * What every SunSpec device class shares: the discovered map, the identity from the common model,
- * polls planned over the models a class needs, required/optional values, and ordered writes.
+ * polls planned over the models a class needs, required/optional values, and ordered writes: point
+ * by point in the order given (`write`), or a whole control sequence in one FC16 transaction that
+ * keeps the points in between as the device last reported them (`writeSteps`).
  */
 import {
   BackedOffError,
@@ -14,7 +16,7 @@ import {
 } from '../errors.js';
 import type { Log } from '../log.js';
 import type { ModbusUnit, RequestPriority } from '../modbus/types.js';
-import { decodeModelPrefix, encodePoint, isAllowedLength, type PointValue } from './codec.js';
+import { decodeModelPrefix, decodeRawValue, encodePoint, isAllowedLength, type PointValue } from './codec.js';
 import { discoverSunSpec, type DiscoveredModel, type SunSpecDiscovery } from './discovery.js';
 import type { ModelDef } from './model-def.js';
 import { findModelDef } from './models/index.js';
@@ -30,6 +32,25 @@ export interface SunSpecIdentity {
 }
 
 export type ModelValues = Readonly<Record<string, PointValue | undefined>>;
+
+/** A point to write: its name and its value in the point's units. */
+export type PointWrite = readonly [string, PointValue];
+
+/** Registers of one FC16 write (Modbus spec). */
+const MAX_WRITE_REGISTERS = 123;
+
+/** The last read of a model: its registers from the ID register on (the prefix a poll read) and their values. */
+interface CachedModel {
+  readonly registers: Uint16Array;
+  readonly values: ModelValues;
+}
+
+/** A point's registers ready to go out. */
+interface EncodedWrite {
+  readonly name: string;
+  readonly address: number;
+  readonly registers: readonly number[];
+}
 
 /** A model the device has and this driver uses. */
 export interface UsedModel {
@@ -114,8 +135,17 @@ export class SunSpecSession {
   readonly log: Log;
   readonly discovery: SunSpecDiscovery;
   readonly identity: SunSpecIdentity;
-  /** The last values read of each model, by model id (scale factors for writes come from here). */
-  private readonly cache = new Map<number, ModelValues>();
+  /**
+   * The last read of each model, by model id: scale factors for writes and the points a merged write
+   * keeps as read come from here. Successful writes are applied to it (so it shows what the device
+   * was last told, until the next poll); a failed write drops the model (the device may or may not
+   * have taken it), so the next write reads it again.
+   */
+  private readonly cache = new Map<number, CachedModel>();
+  /** Writes ended so far (successful or not), and per model the count when its last write ended: a
+   * poll that a write to the model overlapped does not replace what the write left in the cache. */
+  private writesEnded = 0;
+  private readonly lastWriteEnded = new Map<number, number>();
 
   private constructor(options: SessionOptions, discovery: SunSpecDiscovery, identity: SunSpecIdentity) {
     this.id = options.id;
@@ -177,6 +207,7 @@ export class SunSpecSession {
    * values of each model, by model id. Checks each model's ID and L against discovery: a device
    * whose map changed is a BadDataError. */
   async poll(plan: ReadPlan, priority: RequestPriority = 'poll'): Promise<Map<number, ModelValues>> {
+    const writesBefore = this.writesEnded;
     let data: Uint16Array[];
     try {
       data = await this.unit.readRanges('holding', plan.ranges, { priority, maxGapRegisters: BRIDGE_GAP_REGISTERS });
@@ -193,16 +224,19 @@ export class SunSpecSession {
         );
       }
       const values = decodeModelPrefix(m.def, regs, { address: m.model.address });
-      this.cache.set(m.def.id, values);
+      // A write to this model that ended while the read was under way may have reached the device
+      // before or after it: the cache keeps what the write left until the next poll.
+      if ((this.lastWriteEnded.get(m.def.id) ?? 0) <= writesBefore) this.cache.set(m.def.id, { registers: Uint16Array.from(regs), values });
       out.set(m.def.id, values);
     });
     return out;
   }
 
-  /** The last values read of a model, reading it now (write priority) when it was never read. */
+  /** The last values read of a model (with what was written since), reading it now (write priority)
+   * when there are none. */
   async current(used: UsedModel, points: readonly string[]): Promise<ModelValues> {
     const cached = this.cache.get(used.def.id);
-    if (cached) return cached;
+    if (cached) return cached.values;
     const values = await this.poll(this.plan([{ ...used, points }]), 'write');
     return values.get(used.def.id)!;
   }
@@ -222,23 +256,120 @@ export class SunSpecSession {
    * Writes points in the order given; points whose registers follow each other directly are sent in
    * one FC16 transaction. All values are encoded (and range-checked) before the first write.
    */
-  async write(used: UsedModel, points: readonly (readonly [string, PointValue])[], scaleFactors: ModelValues): Promise<void> {
-    const encoded = points.map(([name, value]) => encodePoint(used.def, name, value, scaleFactors, used.model.address));
-    const writes: { address: number; values: number[] }[] = [];
+  async write(used: UsedModel, points: readonly PointWrite[], scaleFactors: ModelValues): Promise<void> {
+    await this.writeInOrder(used, this.encode(used, points, scaleFactors));
+  }
+
+  /**
+   * Writes a control sequence: `steps` are groups of points in the order the device must take them
+   * (e.g. the value, then its revert timer, then the enable). When all their points lie in one span
+   * of at most 123 registers it goes out as ONE FC16 transaction — which the device applies as a
+   * whole — with every other point of the span kept as read: its registers exactly as the last poll
+   * read them (`current`), so nothing else changes. That needs each such point to be a whole,
+   * writable top-level point the device implements (its registers are not the type's "no value"
+   * pattern) and within the registers last read. Otherwise (one of them unimplemented, read-only or
+   * cut by the span, nothing read yet, or the span too long) each step goes out in turn as `write`
+   * sends it. All values are encoded (and range-checked) before the first write either way.
+   */
+  async writeSteps(used: UsedModel, steps: readonly (readonly PointWrite[])[], scaleFactors: ModelValues): Promise<void> {
+    const encoded = steps.map((step) => this.encode(used, step, scaleFactors));
+    const span = this.spanKeepingTheRest(used, encoded.flat());
+    if (typeof span === 'string') {
+      this.log.debug({ model: used.def.id, reason: span }, 'control points not written as one span');
+      for (const step of encoded) await this.writeInOrder(used, step);
+      return;
+    }
+    const written = encoded.flat().map((e) => e.name);
+    const kept = span.kept.length ? ` with ${span.kept.join(', ')} kept as read` : '';
+    await this.send(used, span.address, span.values, () => `${written.join(', ')}${kept}`, { kept: span.kept });
+  }
+
+  private encode(used: UsedModel, points: readonly PointWrite[], scaleFactors: ModelValues): EncodedWrite[] {
+    return points.map(([name, value]) => ({ name, ...encodePoint(used.def, name, value, scaleFactors, used.model.address) }));
+  }
+
+  /** `write`: in order, points whose registers follow each other in one FC16 transaction. */
+  private async writeInOrder(used: UsedModel, encoded: readonly EncodedWrite[]): Promise<void> {
+    const writes: { address: number; values: number[]; names: string[] }[] = [];
     for (const e of encoded) {
       const last = writes[writes.length - 1];
-      if (last && last.address + last.values.length === e.address && last.values.length + e.registers.length <= 123) last.values.push(...e.registers);
-      else writes.push({ address: e.address, values: [...e.registers] });
+      if (last && last.address + last.values.length === e.address && last.values.length + e.registers.length <= MAX_WRITE_REGISTERS) {
+        last.values.push(...e.registers);
+        last.names.push(e.name);
+      } else writes.push({ address: e.address, values: [...e.registers], names: [e.name] });
     }
-    for (const w of writes) {
-      this.log.debug({ address: w.address, values: w.values }, 'write');
-      try {
-        await this.unit.writeRegisters(w.address, w.values);
-      } catch (err) {
-        const names = points.filter((_, i) => encoded[i]!.address >= w.address && encoded[i]!.address < w.address + w.values.length).map(([n]) => n);
-        throw inContext(err, `${this.id}: writing SunSpec model ${used.def.id} ${names.join(', ')} (registers ${w.address}+${w.values.length})`);
+    for (const w of writes) await this.send(used, w.address, w.values, () => w.names.join(', '));
+  }
+
+  /**
+   * The one FC16 write covering `points` with the rest of its span kept as read, or why there is
+   * none. Kept points are listed in register order.
+   */
+  private spanKeepingTheRest(used: UsedModel, points: readonly EncodedWrite[]): { address: number; values: number[]; kept: string[] } | string {
+    if (points.length === 0) return 'nothing to write';
+    const lo = Math.min(...points.map((p) => p.address));
+    const hi = Math.max(...points.map((p) => p.address + p.registers.length));
+    if (hi - lo > MAX_WRITE_REGISTERS) return `the span ${lo}+${hi - lo} is longer than one write`;
+    const cached = this.cache.get(used.def.id);
+    const base = used.model.address;
+    if (!cached) return 'the model was not read';
+    if (hi - base > cached.registers.length) return `the span ${lo}+${hi - lo} was not all read`;
+    const values = Array.from(cached.registers.subarray(lo - base, hi - base));
+    const covered = new Uint8Array(hi - lo);
+    const written = new Set<string>();
+    for (const p of points) {
+      for (let k = 0; k < p.registers.length; k++) {
+        const i = p.address - lo + k;
+        if (covered[i]) return `${p.name} is written twice`;
+        covered[i] = 1;
+        values[i] = p.registers[k]!;
       }
+      written.add(p.name);
     }
+    const kept: string[] = [];
+    for (const [name, { point, offset }] of used.def.points) {
+      const address = base + offset;
+      if (written.has(name) || address + point.size <= lo || address >= hi) continue;
+      if (address < lo || address + point.size > hi) return `${name} would be cut by the span`;
+      if (point.access !== 'RW') return `${name} in between is read-only`;
+      if (decodeRawValue(point.type, cached.registers, offset, point.size) === undefined) return `${name} in between is not implemented`;
+      kept.push(name);
+      covered.fill(1, address - lo, address - lo + point.size);
+    }
+    if (!covered.every((c) => c === 1)) return `the span ${lo}+${hi - lo} has registers outside the model's points`;
+    return { address: lo, values, kept };
+  }
+
+  /** One FC16 transaction; its registers go into the cache when it succeeds, the model leaves the cache when it fails. */
+  private async send(used: UsedModel, address: number, values: readonly number[], names: () => string, extra: object = {}): Promise<void> {
+    this.log.debug({ address, values, ...extra }, 'write');
+    try {
+      await this.unit.writeRegisters(address, values);
+    } catch (err) {
+      this.writeEnded(used, undefined);
+      throw inContext(err, `${this.id}: writing SunSpec model ${used.def.id} ${names()} (registers ${address}+${values.length})`);
+    }
+    this.writeEnded(used, { address, values });
+  }
+
+  private writeEnded(used: UsedModel, write: { address: number; values: readonly number[] } | undefined): void {
+    this.lastWriteEnded.set(used.def.id, ++this.writesEnded);
+    const cached = this.cache.get(used.def.id);
+    if (!cached) return;
+    if (!write) {
+      this.cache.delete(used.def.id);
+      return;
+    }
+    const registers = Uint16Array.from(cached.registers);
+    let changed = false;
+    write.values.forEach((v, k) => {
+      const i = write.address + k - used.model.address;
+      if (i >= 0 && i < registers.length) {
+        registers[i] = v;
+        changed = true;
+      }
+    });
+    if (changed) this.cache.set(used.def.id, { registers, values: decodeModelPrefix(used.def, registers, { address: used.model.address }) });
   }
 }
 

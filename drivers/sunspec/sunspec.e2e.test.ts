@@ -67,7 +67,13 @@ describe('SunSpec over Modbus TCP against the simulated home', () => {
       expect(m.powerW).toBe(home.meter.powerW);
       expect(busA.stats.exceptions + busB.stats.exceptions).toBe(0);
 
+      // Setpoints: value, revert timer and enable in one FC16 (123: 40075+5; 704: WMaxLimPctEna ..
+      // WMaxLimPctRvrtTms, 6 registers; 704 WSetEna .. WSetRvrtTms, 11 registers), the points in
+      // between kept as read. 124: OutWRte .. InOutWRte_RvrtTms (4 registers), then StorCtl_Mod = 3
+      // unless the last poll already shows it.
+      before = busA.stats.transactions;
       await pv.setLimitPct(25, 60_000);
+      expect(busA.stats.transactions - before).toBe(1);
       clock.advance(1000);
       expect(home.pv.limitPct).toBe(25);
       expect(home.pv.revertRemainingMs).toBeGreaterThan(0);
@@ -75,11 +81,21 @@ describe('SunSpec over Modbus TCP against the simulated home', () => {
       expect(limited.limitPct).toBe(25);
       expect(limited.powerW).toBeLessThanOrEqual(2000);
 
+      const setpointWrites = variant === 'inverter' ? { first: 2, again: 1 } : { first: 1, again: 1 };
+      before = busB.stats.transactions;
       await battery.setPowerW(-1500, 60_000);
+      expect(busB.stats.transactions - before).toBe(setpointWrites.first);
       clock.advance(1000);
       expect(Math.round(home.battery.powerW)).toBe(-1500);
       expect(home.battery.revertRemainingMs).toBeGreaterThan(0);
       expect((await battery.read()).powerW).toBe(-1500);
+      before = busB.stats.transactions;
+      await battery.setPowerW(-1200, 60_000);
+      expect(busB.stats.transactions - before).toBe(setpointWrites.again);
+      clock.advance(1000);
+      expect(Math.round(home.battery.powerW)).toBe(-1200);
+      expect((await battery.read()).setpointW).toBe(-1200);
+      expect(busA.stats.exceptions + busB.stats.exceptions).toBe(0);
 
       // The dead-man switch: without a new write both devices return to their own control.
       clock.advance(61_000);
@@ -89,7 +105,10 @@ describe('SunSpec over Modbus TCP against the simulated home', () => {
       await pv.setLimitPct(50, 60_000);
       await pv.clearLimit();
       expect(home.pv.limitPct).toBeUndefined();
+      // After a poll (the agent polls every second) the next setpoint takes hold again.
+      expect((await battery.read()).setpointW).toBeUndefined();
       await battery.setPowerW(1000, 60_000);
+      expect(home.battery.controlWindowW).toEqual({ minW: 1000, maxW: 1000 });
       await battery.clearSetpoint();
       expect(home.battery.controlWindowW).toBeUndefined();
     });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../clock.js';
+import { handlePdu } from '../modbus/pdu.js';
 import { Ticker } from '../ticker.js';
 import { HomeBattery } from './battery.js';
 
@@ -24,6 +25,20 @@ function busWrite(b: HomeBattery, modelId: number, values: Record<string, number
   }
   return undefined;
 }
+
+/** One FC16 request through the PDU handler (as the TCP and RTU servers pass it): undefined or the exception code. */
+function fc16(b: HomeBattery, address: number, values: readonly number[]): number | undefined {
+  const request = Buffer.alloc(6 + values.length * 2);
+  request.writeUInt8(16, 0);
+  request.writeUInt16BE(address, 1);
+  request.writeUInt16BE(values.length, 3);
+  request.writeUInt8(values.length * 2, 5);
+  values.forEach((v, i) => request.writeUInt16BE(v & 0xffff, 6 + i * 2));
+  const answer = handlePdu(b.sunspec.image, request);
+  return answer[0]! & 0x80 ? answer[1] : undefined;
+}
+
+const int32 = (v: number) => [(v >>> 16) & 0xffff, v & 0xffff];
 
 describe.each(['inverter', 'der'] as const)('HomeBattery (%s)', (variant) => {
   const soc = variant === 'inverter' ? { model: 124, point: 'ChaState' } : { model: 713, point: 'SoC' };
@@ -85,5 +100,52 @@ describe('HomeBattery (inverter) discharge setpoint', () => {
     expect(battery.powerW).toBe(-2000);
     busWrite(battery, 124, { StorCtl_Mod: 0 });
     expect(battery.powerW).toBe(4000);
+  });
+});
+
+describe('HomeBattery: a setpoint in one FC16', () => {
+  it('124: OutWRte, InWRte, InOutWRte_WinTms, InOutWRte_RvrtTms (offsets 12..15) together; StorCtl_Mod once', () => {
+    const { clock, battery } = setup('inverter', 50, 0);
+    const start = battery.sunspec.point(124, 'OutWRte').address;
+    expect(battery.sunspec.point(124, 'InOutWRte_RvrtTms').address).toBe(start + 3);
+    expect(battery.sunspec.get(124, 'InOutWRte_WinTms')).toBe(0);
+    expect(battery.sunspec.get(124, 'InOutWRte_RmpTms')).toBe(0);
+    // hold 3 kW charge: OutWRte −60 %, InWRte 60 % (sf −1), window 0, timer 120 s
+    expect(fc16(battery, start, [-600, 600, 0, 120])).toBeUndefined();
+    expect(battery.controlWindowW).toBeUndefined(); // StorCtl_Mod still 0
+    expect(fc16(battery, battery.sunspec.point(124, 'StorCtl_Mod').address, [3])).toBeUndefined();
+    expect(battery.powerW).toBe(3000);
+    expect(battery.revertRemainingMs).toBe(120_000);
+    // The next setpoint without StorCtl_Mod (already 3): applied at once, the timer restarts.
+    clock.advance(60_000);
+    expect(fc16(battery, start, [-400, 400, 0, 120])).toBeUndefined();
+    expect(battery.powerW).toBe(2000);
+    expect(battery.revertRemainingMs).toBe(120_000);
+    clock.advance(119_000);
+    expect(battery.powerW).toBe(2000);
+    clock.advance(1000);
+    expect(battery.controlWindowW).toBeUndefined();
+    expect(battery.sunspec.get(124, 'StorCtl_Mod')).toBe(0);
+    // One value refused: nothing of the block is written.
+    expect(fc16(battery, start, [-1010, 1010, 0, 120])).toBe(3);
+    expect(battery.sunspec.get(124, 'InWRte')).toBe(40);
+  });
+
+  it('704: WSetEna .. WSetRvrtTms (offsets 22..32) together, the enable first in register order', () => {
+    const { clock, battery } = setup('der', 50, 0);
+    const start = battery.sunspec.point(704, 'WSetEna').address;
+    expect(battery.sunspec.point(704, 'WSetRvrtTms').address).toBe(start + 9);
+    expect(battery.sunspec.get(704, 'WSetPctRvrt')).toBe(0);
+    // WSetEna 1, WSetMod 1 (W), WSet −3000 (3 kW charge), WSetRvrt 0, WSetPct 0, WSetPctRvrt 0, WSetEnaRvrt 0, 120 s
+    expect(fc16(battery, start, [1, 1, ...int32(-3000), ...int32(0), 0, 0, 0, ...int32(120)])).toBeUndefined();
+    expect(battery.powerW).toBe(3000);
+    expect(battery.controlWindowW).toEqual({ minW: 3000, maxW: 3000 });
+    expect(battery.revertRemainingMs).toBe(120_000);
+    clock.advance(120_000);
+    expect(battery.controlWindowW).toBeUndefined();
+    // WSetPctRvrt −101 % is refused: nothing of the block is written.
+    expect(fc16(battery, start, [1, 1, ...int32(-2000), ...int32(0), 0, -1010, 0, ...int32(120)])).toBe(3);
+    expect(battery.sunspec.get(704, 'WSetEna')).toBe(0);
+    expect(battery.sunspec.get(704, 'WSet')).toBe(-3000);
   });
 });

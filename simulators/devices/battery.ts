@@ -39,11 +39,15 @@ const STOR_CTL_DISCHARGE = 2;
  * InWRte % of WChaMax; bit 1 (DISCHARGE) caps discharging at OutWRte % of the max discharge power. A
  * negative rate forces the other direction: InWRte = −40 with OutWRte = 40 holds 40 % discharge;
  * OutWRte = −60 with InWRte = 60 holds 60 % charge. After InOutWRte_RvrtTms seconds without a new
- * write of these points StorCtl_Mod returns to 0 (self-consumption).
+ * write of these points StorCtl_Mod returns to 0 (self-consumption). InOutWRte_WinTms and
+ * InOutWRte_RmpTms read 0 and are kept as written (not modelled: rates apply at once).
  *
  * Control, model 704: WSetEna = 1 holds WSet (W, positive = discharge, as DER injection) or with
  * WSetMod = 0 (W_MAX_PCT) WSetPct % of WMax; after WSetRvrtTms seconds without a new write WSetEna
- * returns to WSetEnaRvrt (default disabled).
+ * returns to WSetEnaRvrt (default disabled). WSetRvrt and WSetPctRvrt are kept as written.
+ *
+ * A bus write is taken as a whole (an FC16 is validated, then applied, then acted on once): one FC16
+ * from WSetEna to WSetRvrtTms, or from OutWRte to InOutWRte_RvrtTms, is one control write.
  *
  * SoC integrates the power (no losses) and stays within [minSocPct, maxSocPct].
  */
@@ -141,7 +145,12 @@ export class HomeBattery implements Stepper {
     d.set(124, 'MinRsvPct', this.minSocPct);
     d.set(124, 'InWRte', 100);
     d.set(124, 'OutWRte', 100);
+    // Window and ramp times are implemented and read 0 (a new rate applies at once); they are kept
+    // as written but not modelled. A client may write them with the rates and the revert timer in
+    // one FC16 (offsets 12..16), as with a real 124 device.
+    d.set(124, 'InOutWRte_WinTms', 0);
     d.set(124, 'InOutWRte_RvrtTms', 0);
+    d.set(124, 'InOutWRte_RmpTms', 0);
     d.set(124, 'ChaGriSet', 1); // GRID
     d.addValidator(rangeValidator(124, { InWRte: [-100, 100], OutWRte: [-100, 100], StorCtl_Mod: [0, 3] }));
   }
@@ -173,6 +182,7 @@ export class HomeBattery implements Stepper {
     d.set(704, 'WSet', 0);
     d.set(704, 'WSetRvrt', 0);
     d.set(704, 'WSetPct', 0);
+    d.set(704, 'WSetPctRvrt', 0);
     d.set(704, 'WSetEnaRvrt', DISABLED);
     d.set(704, 'WSetRvrtTms', 0);
     d.set(704, 'WSetRvrtRem', 0);
@@ -196,7 +206,9 @@ export class HomeBattery implements Stepper {
     d.set(802, 'EvtVnd2', 0);
     d.set(802, 'SetOp', 1); // CONNECT
     d.set(802, 'SetInvState', 3); // INVERTER_STARTED
-    d.addValidator(rangeValidator(704, { WSetEna: [0, 1], WSetMod: [0, 1], WSetPct: [-100, 100], WSetEnaRvrt: [0, 1] }));
+    d.addValidator(
+      rangeValidator(704, { WSetEna: [0, 1], WSetMod: [0, 1], WSetPct: [-100, 100], WSetPctRvrt: [-100, 100], WSetEnaRvrt: [0, 1] }),
+    );
     d.addValidator(
       rangeValidator(704, { WSet: [-Math.max(this.maxChargeW, this.maxDischargeW), Math.max(this.maxChargeW, this.maxDischargeW)] }),
     );

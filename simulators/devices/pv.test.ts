@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../clock.js';
+import { handlePdu } from '../modbus/pdu.js';
 import { Ticker } from '../ticker.js';
 import { clearSkyFraction, cloudFactor, PvInverter } from './pv.js';
 
@@ -26,6 +27,18 @@ function busWrite(pv: PvInverter, modelId: number, values: Record<string, number
     if (code !== undefined) return code;
   }
   return undefined;
+}
+
+/** One FC16 request through the PDU handler (as the TCP and RTU servers pass it): undefined or the exception code. */
+function fc16(pv: PvInverter, address: number, values: readonly number[]): number | undefined {
+  const request = Buffer.alloc(6 + values.length * 2);
+  request.writeUInt8(16, 0);
+  request.writeUInt16BE(address, 1);
+  request.writeUInt16BE(values.length, 3);
+  request.writeUInt8(values.length * 2, 5);
+  values.forEach((v, i) => request.writeUInt16BE(v & 0xffff, 6 + i * 2));
+  const answer = handlePdu(pv.sunspec.image, request);
+  return answer[0]! & 0x80 ? answer[1] : undefined;
 }
 
 describe('PV clear-sky curve and clouds', () => {
@@ -97,5 +110,48 @@ describe.each(['inverter', 'der'] as const)('PvInverter (%s)', (variant) => {
     expect(busWrite(pv, control.model, { [control.pct]: 101 })).toBe(3);
     busWrite(pv, control.model, { [control.ena]: 0 });
     expect(pv.acPowerW).toBeGreaterThan(7000);
+  });
+});
+
+describe('PvInverter: the whole curtailment block in one FC16', () => {
+  it('123: WMaxLimPct, WinTms, RvrtTms, RmpTms and WMaxLim_Ena (offsets 5..9) are taken and applied together', () => {
+    const { clock, pv } = setup('inverter');
+    const start = pv.sunspec.point(123, 'WMaxLimPct').address;
+    expect(pv.sunspec.point(123, 'WMaxLim_Ena').address).toBe(start + 4);
+    expect(fc16(pv, start, [405, 0, 60, 7, 1])).toBeUndefined(); // 40.5 % (sf −1), 60 s timer, enable
+    expect(pv.limitPct).toBe(40.5);
+    expect(pv.acPowerW).toBe(3240);
+    expect(pv.revertRemainingMs).toBe(60_000);
+    expect(pv.sunspec.get(123, 'WMaxLimPct_WinTms')).toBe(0);
+    expect(pv.sunspec.get(123, 'WMaxLimPct_RmpTms')).toBe(7); // kept as written
+    // The same block again restarts the timer.
+    clock.advance(30_000);
+    expect(fc16(pv, start, [405, 0, 60, 7, 1])).toBeUndefined();
+    clock.advance(59_000);
+    expect(pv.limitPct).toBe(40.5);
+    clock.advance(1_000);
+    expect(pv.limitPct).toBeUndefined();
+    // One value refused: nothing of the block is written.
+    expect(fc16(pv, start, [1010, 0, 60, 0, 1])).toBe(3);
+    expect(pv.limitPct).toBeUndefined();
+    expect(pv.sunspec.get(123, 'WMaxLimPct')).toBe(40.5);
+    expect(pv.sunspec.get(123, 'WMaxLimPct_RmpTms')).toBe(7);
+  });
+
+  it('704: WMaxLimPctEna, WMaxLimPct, WMaxLimPctRvrt, WMaxLimPctEnaRvrt, WMaxLimPctRvrtTms (offsets 14..19) together', () => {
+    const { clock, pv } = setup('der');
+    const start = pv.sunspec.point(704, 'WMaxLimPctEna').address;
+    expect(pv.sunspec.point(704, 'WMaxLimPctRvrtTms').address).toBe(start + 4);
+    // The enable comes first in register order; the device still sees the value and the timer with it.
+    expect(fc16(pv, start, [1, 405, 1000, 0, 0, 60])).toBeUndefined();
+    expect(pv.limitPct).toBe(40.5);
+    expect(pv.acPowerW).toBe(3240);
+    expect(pv.revertRemainingMs).toBe(60_000);
+    expect(pv.sunspec.get(704, 'WMaxLimPctRvrt')).toBe(100);
+    clock.advance(60_000);
+    expect(pv.limitPct).toBeUndefined();
+    expect(pv.sunspec.get(704, 'WMaxLimPct')).toBe(100); // WMaxLimPctRvrt restored
+    expect(fc16(pv, start, [1, 405, 1010, 0, 0, 60])).toBe(3); // WMaxLimPctRvrt 101 %: all refused
+    expect(pv.limitPct).toBeUndefined();
   });
 });
