@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../clock.js';
-import { handlePdu } from '../modbus/pdu.js';
 import { Ticker } from '../ticker.js';
+import { writeMultiple } from './test-support.js';
 import { clearSkyFraction, cloudFactor, PvInverter } from './pv.js';
 
 const DAY = Date.UTC(2026, 5, 21);
@@ -29,16 +29,8 @@ function busWrite(pv: PvInverter, modelId: number, values: Record<string, number
   return undefined;
 }
 
-/** One FC16 request through the PDU handler (as the TCP and RTU servers pass it): undefined or the exception code. */
 function fc16(pv: PvInverter, address: number, values: readonly number[]): number | undefined {
-  const request = Buffer.alloc(6 + values.length * 2);
-  request.writeUInt8(16, 0);
-  request.writeUInt16BE(address, 1);
-  request.writeUInt16BE(values.length, 3);
-  request.writeUInt8(values.length * 2, 5);
-  values.forEach((v, i) => request.writeUInt16BE(v & 0xffff, 6 + i * 2));
-  const answer = handlePdu(pv.sunspec.image, request);
-  return answer[0]! & 0x80 ? answer[1] : undefined;
+  return writeMultiple(pv.sunspec.image, address, values);
 }
 
 describe('PV clear-sky curve and clouds', () => {
