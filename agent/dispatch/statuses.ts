@@ -6,13 +6,13 @@
  * `resendMs` until then.
  *
  * `record` runs inside the order book's transaction: the status (its message fields) commits with
- * the decision. It is signed when it is first published and the envelope is stored then: the
+ * the decision. It is signed when it is published and the envelope is stored with the PUBACK: the
  * signature (RFC 6979, deterministic) is a function of the stored message and the gateway key, so
  * nothing is lost by signing later, and the ~1 ms a signature costs on a gateway is not spent
  * between an order and its device writes. Publishing starts after the task that recorded the status
  * (`kick` defers it with setImmediate), so the dispatcher's writes for an order go out first;
  * it runs outside the control loop (timers and the uplink's connect event) and only touches the
- * store to keep a signed envelope and to mark a status sent.
+ * store to mark a status sent (with its envelope).
  *
  * Delivery is at least once: a status whose PUBACK was lost is published again, byte for byte the
  * same, and the aggregator drops the repeat by (orderId, modification, status).
@@ -111,15 +111,11 @@ export class StatusOutbox {
 
   /**
    * The signed envelope of a stored status, exactly as it is published: the stored one, or signed
-   * now from the row and stored (without waiting for an fsync: lost in a power cut, the same bytes
-   * are made again).
+   * now from the row (the same bytes every time: the signature is deterministic). It is stored with
+   * the broker's PUBACK (`markStatusSent`), so signing costs no write of its own.
    */
   payload(status: StoredStatus): string {
-    if (status.payload !== undefined) return status.payload;
-    const payload = JSON.stringify(this.sign(this.message(status)));
-    const { store } = this.options;
-    store.lazyTransaction(() => store.setStatusPayload(status.id, payload));
-    return payload;
+    return status.payload ?? JSON.stringify(this.sign(this.message(status)));
   }
 
   private message(s: { orderId: string; modification: number; status: number; reason: number; atMs: number; deliveredWh: number }): OrderStatus {
@@ -216,7 +212,8 @@ export class StatusOutbox {
         this.attempts.set(s.id, attempt);
         if (s.payload === undefined) await this.loopIdle();
         if (this.stopped || !transport.connected) return;
-        const outcome = await this.publishWithTimeout(transport, this.payload(s));
+        const payload = this.payload(s);
+        const outcome = await this.publishWithTimeout(transport, payload);
         if (outcome !== 'acked') {
           log.warn({ orderId: s.orderId, modification: s.modification, status: s.status, outcome }, 'status not acknowledged by the broker; it will be sent again');
           return;
@@ -224,7 +221,7 @@ export class StatusOutbox {
         const atMs = clock.now();
         // Lost in a power cut, it is only published once more (duplicates are allowed, §3).
         store.lazyTransaction(() => {
-          if (store.markStatusSent(s.id, atMs, attempt.count, attempt.lastMs)) {
+          if (store.markStatusSent(s.id, atMs, attempt.count, attempt.lastMs, payload)) {
             audit.statusSent({ atMs, orderId: s.orderId, modification: s.modification, status: s.status, reason: s.reason, deliveredWh: s.deliveredWh, attempts: attempt.count });
           }
         });

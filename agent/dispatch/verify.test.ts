@@ -86,12 +86,14 @@ describe('golden vectors (ledger-client/vectors/eip712.json)', () => {
   });
 
   it('the status outbox signs the vector OrderStatus into the vector envelope, byte for byte', async () => {
-    const side = makeSide({ startStatuses: false });
+    const side = makeSide();
     const { gateway: _g, ...rest } = vectorStatus.message;
     const stored = side.statuses.record(rest)!;
-    // Stored unsigned with the decision; signed (and the envelope stored) when first published.
+    // Stored unsigned with the decision; signed when published, the envelope stored with the PUBACK.
     expect(stored.payload).toBeUndefined();
     expect(side.statuses.payload(stored)).toBe(JSON.stringify(vectorStatus));
+    await side.statuses.flush();
+    expect(side.transport.published).toEqual([JSON.stringify(vectorStatus)]);
     expect(side.dispatch.status(stored.id)!.payload).toBe(JSON.stringify(vectorStatus));
     await side.close();
   });

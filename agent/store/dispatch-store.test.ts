@@ -96,9 +96,12 @@ describe('schema step 5 (statuses signed when first published)', () => {
     expect(d.insertStatus({ ...rows[0]!, payload: undefined })).toBeUndefined();
     const id = d.insertStatus({ orderId: ORDER_ID, modification: 1, status: 1, reason: 0, atMs: T0 + 3, deliveredWh: 0, payload: undefined, createdAtMs: T0 + 3 })!;
     expect(d.status(id)!.payload).toBeUndefined();
-    expect(d.setStatusPayload(id, '{"signed":3}')).toBe(true);
-    expect(d.setStatusPayload(id, '{"other":1}')).toBe(false);
-    expect(d.status(id)!.payload).toBe('{"signed":3}');
+    expect(d.markStatusSent(id, T0 + 4, 1, T0 + 4, '{"signed":3}')).toBe(true);
+    expect(d.markStatusSent(id, T0 + 5, 1, T0 + 5, '{"other":1}')).toBe(false);
+    expect(d.status(id)).toMatchObject({ payload: '{"signed":3}', sentAtMs: T0 + 4 });
+    // a row signed before step 5 keeps its envelope
+    expect(d.markStatusSent(2, T0 + 6, 1, T0 + 6, '{"other":2}')).toBe(true);
+    expect(d.status(2)!.payload).toBe('{"signed":2}');
     expect(s.database.prepare(`SELECT count(*) FROM sqlite_master WHERE name = 'dispatch_statuses_unsent'`).pluck().get()).toBe(1);
   });
 });

@@ -348,10 +348,7 @@ export class DispatchStore {
     return changes === 1 ? Number(lastInsertRowid) : undefined;
   }
 
-  /** Stores the signed envelope of a status that had none; false when it has one already. */
-  setStatusPayload(id: number, payload: string): boolean {
-    return this.stmt('UPDATE dispatch_statuses SET payload = ? WHERE id = ? AND payload IS NULL').run(payload, id).changes === 1;
-  }
+
 
   /** Statuses without a PUBACK yet, in sending order. */
   unsentStatuses(limit = 100): StoredStatus[] {
@@ -363,13 +360,19 @@ export class DispatchStore {
   }
 
   /**
-   * Records the PUBACK of a status and how many times it was published (attempts are counted in
-   * memory and written here, so a publish costs no write of its own); false when recorded already.
+   * Records the PUBACK of a status, how many times it was published (attempts are counted in
+   * memory and written here, so a publish costs no write of its own) and, when the row has none yet,
+   * the signed envelope that was published; false when recorded already.
    */
-  markStatusSent(id: number, atMs: number, attempts: number, lastAttemptMs: number): boolean {
+  markStatusSent(id: number, atMs: number, attempts: number, lastAttemptMs: number, payload?: string): boolean {
     return (
-      this.stmt('UPDATE dispatch_statuses SET sent_at_ms = ?, attempts = attempts + ?, last_attempt_ms = ? WHERE id = ? AND sent_at_ms IS NULL').run(atMs, attempts, lastAttemptMs, id)
-        .changes === 1
+      this.stmt('UPDATE dispatch_statuses SET sent_at_ms = ?, attempts = attempts + ?, last_attempt_ms = ?, payload = coalesce(payload, ?) WHERE id = ? AND sent_at_ms IS NULL').run(
+        atMs,
+        attempts,
+        lastAttemptMs,
+        payload ?? null,
+        id,
+      ).changes === 1
     );
   }
 

@@ -268,11 +268,11 @@ export const migrations: readonly Migration[] = [
   },
   {
     version: 5,
-    name: 'dispatch: a status is signed when it is first published (payload NULL until then)',
+    name: 'dispatch: a status is signed when it is published (payload NULL until its PUBACK)',
     up: `
       -- A status row is the message itself; its signature is a function of the row and the gateway
-      -- key (RFC 6979, deterministic), so it is made when the status is first published, after the
-      -- devices were written, and stored then. SQLite cannot drop a NOT NULL: the table is rebuilt.
+      -- key (RFC 6979, deterministic), so it is made when the status is published, after the devices
+      -- were written, and stored with the PUBACK. SQLite cannot drop a NOT NULL: the table is rebuilt.
       CREATE TABLE dispatch_statuses_v5 (
         id              INTEGER PRIMARY KEY,
         order_id        TEXT NOT NULL,
