@@ -348,8 +348,6 @@ export class DispatchStore {
     return changes === 1 ? Number(lastInsertRowid) : undefined;
   }
 
-
-
   /** Statuses without a PUBACK yet, in sending order. */
   unsentStatuses(limit = 100): StoredStatus[] {
     return (this.stmt('SELECT * FROM dispatch_statuses WHERE sent_at_ms IS NULL ORDER BY id LIMIT ?').all(limit) as StatusRow[]).map(toStatus);
