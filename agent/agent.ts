@@ -261,7 +261,7 @@ export class Agent {
         devices: () => this.dispatchDevices(),
         cycleMs: this.loop.cycleMs,
         deadManMs: config.dispatch!.deadManMs,
-        transaction: (fn) => store.database.transaction(fn)(),
+        transaction: (fn) => this.orderSide!.store.transaction(fn),
         lazyTransaction: (fn) => this.orderSide!.store.lazyTransaction(fn),
       });
       this.orderSide.book.attachExecution(this.dispatcher);

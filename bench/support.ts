@@ -329,6 +329,11 @@ export async function startCompiledAgent(configPath: string): Promise<{ child: C
       seen += chunk.toString();
       if (seen.includes('agent started')) {
         clearTimeout(timer);
+        // From here on the log is drained unread: the measuring process must not do work per log line
+        // (an ever-growing string searched per chunk cost the benchmark's own process time mid-order).
+        child.stdout!.off('data', onData);
+        child.stderr!.off('data', onData);
+        seen = '';
         resolve();
       }
     };

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLog } from '../../drivers/log.js';
@@ -165,5 +166,32 @@ describe('lazyTransaction', () => {
     d.transaction(() => d.lazyTransaction(() => ledger.markChanged('pv', T0)));
     expect(ledger.changedDevices().sort()).toEqual(['ev', 'pv']);
     expect(sync()).toBe(2);
+  });
+});
+
+describe('WAL checkpoints', () => {
+  it('never run in a transaction (an order\'s path): they wait for the next lazy commit', () => {
+    const path = newPath();
+    const store = fileStore(path);
+    const d = new DispatchStore(store.database);
+    const ledger = new SqliteRestoreLedger(store.database);
+    const db = store.database;
+    db.pragma('wal_autocheckpoint = 4'); // pages
+    const pageBytes = db.pragma('page_size', { simple: true }) as number;
+    const walBytes = () => statSync(`${path}-wal`).size;
+    const frames = () => Math.round((walBytes() - 32) / (pageBytes + 24)); // WAL header, frame headers
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    for (let i = 0; i < 40; i++) d.transaction(() => ledger.markChanged(`device-${i}`, T0 + i));
+    // Without the rule, SQLite would have checkpointed and restarted the WAL about every 4 pages.
+    const grown = frames();
+    expect(grown).toBeGreaterThanOrEqual(40); // a frame (page) or more per commit
+    expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(4); // the connection's setting is back
+    // The next bookkeeping commit (its frame the last one appended) runs the checkpoint that fell due:
+    // the WAL then starts over, so more writes fit in the file as it is instead of growing it.
+    d.lazyTransaction(() => ledger.markRestored('device-0'));
+    expect(frames()).toBe(grown + 1);
+    for (let i = 0; i < 10; i++) d.transaction(() => ledger.markChanged(`device-${i}`, T0 + 100 + i));
+    expect(frames()).toBe(grown + 1);
+    expect(ledger.changedDevices()).toHaveLength(40);
   });
 });
