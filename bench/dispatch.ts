@@ -188,31 +188,32 @@ export async function runDispatchBenchmark(out: Out, options: { messages: number
   try {
     const dispatchDevices = DISPATCH_DEVICES.map((id) => sim.devices.find((d) => d.id === id && d.modbus)!);
     const otherGateway = `0x${randomBytes(20).toString('hex')}` as Address;
-    // Warm the test apparatus (the simulated home, the broker, this process's proxies and MQTT
-    // client: all JIT-compiled) before anything is timed, so that whichever system goes first in run
-    // 1 is not also timing their warm-up. Bare writes, not recorded.
-    {
+    // Fresh counting proxies for each system's run, stopped whatever happens.
+    const withProxies = async <T>(fn: (proxies: ProxySet) => Promise<T>): Promise<T> => {
       const proxies = await ProxySet.start(sim.devices);
       try {
-        await runBareDispatch({ devices: dispatchDevices, proxies, broker, gateway: otherGateway, expected: nodeRedDispatchWrites(dispatchDevices, proxies), messages: 300 });
+        return await fn(proxies);
       } finally {
         await proxies.stop();
       }
-    }
+    };
+    const bare = (proxies: ProxySet, messages: number) =>
+      runBareDispatch({ devices: dispatchDevices, proxies, broker, gateway: otherGateway, expected: nodeRedDispatchWrites(dispatchDevices, proxies), messages });
+    // Warm the test apparatus (the simulated home, the broker, this process's proxies and MQTT
+    // client: all JIT-compiled) before anything is timed, so that whichever system goes first in run
+    // 1 is not also timing their warm-up. Bare writes, not recorded.
+    await withProxies((proxies) => bare(proxies, 300));
     for (let run = 1; run <= options.runs; run++) {
       const order = (['flexgate', 'bare', 'nodeRed'] as const).map((_, k, all) => all[(k + run - 1) % all.length]!);
       // FLEXGATE_BENCH_ONLY=flexgate: flexgate alone, no baselines and so no rows (for a look inside).
       if (process.env['FLEXGATE_BENCH_ONLY'] === 'flexgate') order.splice(0, order.length, 'flexgate');
       const f: Partial<(typeof runs)[number]> = {};
       for (const who of order) {
-        const proxies = await ProxySet.start(sim.devices);
-        try {
+        await withProxies(async (proxies) => {
           if (who === 'flexgate') f.flexgate = await runFlexgateDispatch({ devices: sim.devices, proxies, brokerUrl: broker.url, messages: options.messages, out });
           else if (who === 'nodeRed') f.nodeRed = await runNodeRedDispatch({ devices: dispatchDevices, proxies, broker, gateway: otherGateway, messages: options.messages, out });
-          else f.bare = await runBareDispatch({ devices: dispatchDevices, proxies, broker, gateway: otherGateway, expected: nodeRedDispatchWrites(dispatchDevices, proxies), messages: options.messages });
-        } finally {
-          await proxies.stop();
-        }
+          else f.bare = await bare(proxies, options.messages);
+        });
       }
       const r = f as (typeof runs)[number];
       runs.push(r);

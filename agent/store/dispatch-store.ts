@@ -238,7 +238,7 @@ export class DispatchStore {
    * another transaction it simply joins it.
    */
   lazyTransaction<T>(fn: () => T): T {
-    if (this.db.inTransaction) return this.db.transaction(fn).immediate();
+    if (this.db.inTransaction) return this.transaction(fn);
     this.db.pragma('synchronous = NORMAL');
     try {
       return this.db.transaction(fn).immediate();
