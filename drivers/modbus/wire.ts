@@ -5,7 +5,8 @@
  *   event that always fires: modbus-serial's TcpPort swallows 'close' after a socket 'error'
  *   (it clears `openFlag` on error and only relays 'close' while the flag is set).
  * - RTU: `connectRTUBuffered` (modbus-serial's RTUBufferedPort over serialport); Modbus ASCII lines:
- *   `connectAsciiSerial` (its AsciiPort), with the same quiet-line rules.
+ *   `connectAsciiSerial` (its AsciiPort), with the same quiet-line rules. Both on serialport's Linux
+ *   binding with a hung-up line reported as a disconnect (`serial-binding.ts`).
  *
  * No modbus-serial timer is ever set (`setTimeout` is not called): the bus times every request on
  * the injected clock, and ignores whatever modbus-serial reports for a request it gave up on.
@@ -15,6 +16,7 @@ import modbusSerial from 'modbus-serial';
 import { sleep, type Clock, type TimerHandle } from '../clock.js';
 import { BadDataError, DisconnectedError } from '../errors.js';
 import type { Log } from '../log.js';
+import { serialBinding } from './serial-binding.js';
 import type { BusConnection } from './types.js';
 
 const ModbusRTU = modbusSerial.default;
@@ -201,10 +203,11 @@ async function openRtu(rtu: Extract<BusConnection, { rtu: unknown }>['rtu'], opt
   await withDeadline(
     options,
     what,
-    () =>
-      rtu.framing === 'ascii'
-        ? client.connectAsciiSerial(rtu.path, { baudRate: rtu.baudRate, parity: rtu.parity, dataBits: rtu.dataBits, stopBits: rtu.stopBits })
-        : client.connectRTUBuffered(rtu.path, { baudRate: rtu.baudRate, parity: rtu.parity, dataBits: rtu.dataBits, stopBits: rtu.stopBits }),
+    () => {
+      // modbus-serial hands these options to serialport, whose `binding` is not in its typings.
+      const serialOptions = { baudRate: rtu.baudRate, parity: rtu.parity, dataBits: rtu.dataBits, stopBits: rtu.stopBits, ...(serialBinding && { binding: serialBinding }) };
+      return rtu.framing === 'ascii' ? client.connectAsciiSerial(rtu.path, serialOptions) : client.connectRTUBuffered(rtu.path, serialOptions);
+    },
     () => client.close(() => {}),
     () => {
       if (client.isOpen) client.close(() => {});
