@@ -18,11 +18,14 @@
  *
  * Same-run baseline: a bare floor — a Node.js process with mqtt.js and modbus-serial that does what
  * the flow does (same writes, devices in parallel, nothing verified) with no framework between.
+ * The systems run side by side, each on its own proxies and order topic, and are timed in turns of
+ * 100 orders (`timeInTurns`): only the one being timed runs, the others are paused.
  *
- * Exported for the flexgate side (the lead's dispatch benchmark): `measureDispatchLatency` takes any
- * system under test (it only publishes and watches proxies), `signedOrders` makes the orders,
- * `nodeRedDispatchWrites` lists the writes the flow makes, `runNodeRedDispatch` runs the Node-RED
- * side on given proxies and broker.
+ * Exported for the flexgate side (bench/dispatch.ts): `DispatchTimer` times orders against any
+ * system (it only publishes and watches proxies), `signedOrders` makes the orders,
+ * `nodeRedDispatchWrites` lists the writes the flow makes, `startNodeRedDispatch` /
+ * `startBareDispatch` start the two baselines on given proxies and broker, `withSystems` and
+ * `timeInTurns` run and time them.
  *
  *   npx tsx bench/dispatch-nodered.ts [--messages 1000] [--runs 3]
  */
@@ -62,16 +65,12 @@ export interface DispatchSample {
   acknowledgedMs: number;
 }
 
-export interface DispatchLatencyOptions {
+export interface DispatchTimerOptions {
   brokerUrl: string;
   topic: string;
   /** The i-th order's payload (signed just before it is published, so it is valid at receipt). */
   makeOrder(i: number): string;
   expected: readonly ExpectedWrite[];
-  /** Timed orders. */
-  messages: number;
-  /** Orders before them, not timed. Default 50. */
-  warmup?: number;
   /** How long to wait for one order's writes before counting it lost. Default 2000 ms. */
   timeoutMs?: number;
   /** How long to try probe orders until the system under test answers one. Default 30 s. */
@@ -93,73 +92,184 @@ function writeKey(proxy: CountingProxy, r: Pick<WireRequest, 'unitId' | 'functio
 }
 
 /**
- * Publishes orders one at a time and times each until every expected write was received and
- * acknowledged on the proxies. The system under test must already be running and connected to
- * `brokerUrl`; probe orders are sent until it answers one (subscriptions and Modbus connections take a
- * moment), then `warmup` orders, then `messages` timed ones.
+ * Times orders against one system under test: publishes them one at a time and times each until
+ * every expected write was received and acknowledged on the proxies. The system must already be
+ * running and connected to `brokerUrl`; `open` sends probe orders until it answers one
+ * (subscriptions and Modbus connections take a moment). `measure` may then be called many times
+ * (the interleaved runs time a system in blocks).
  */
-export async function measureDispatchLatency(o: DispatchLatencyOptions): Promise<DispatchLatency> {
-  const client = await mqtt.connectAsync(o.brokerUrl, { clientId: `flexgate-bench-aggregator-${randomBytes(4).toString('hex')}`, clean: true, protocolVersion: 4, reconnectPeriod: 0 });
-  const expectedKeys = new Set(o.expected.map((e) => writeKey(e.proxy, e)));
-  let current: { requests: Map<string, number>; responses: Map<string, number>; done: () => void } | undefined;
-  let exceptions = 0;
-  const proxies = [...new Set(o.expected.map((e) => e.proxy))];
-  for (const proxy of proxies) {
-    proxy.onRequest = (r) => {
-      const key = writeKey(proxy, r);
-      if (current && expectedKeys.has(key) && !current.requests.has(key)) current.requests.set(key, r.atMs);
-    };
-    proxy.onResponse = (r, atMs, exception) => {
-      const key = writeKey(proxy, r);
-      if (!current || !expectedKeys.has(key) || current.responses.has(key)) return;
-      if (exception) exceptions++;
-      current.responses.set(key, atMs);
-      if (current.responses.size === expectedKeys.size) current.done();
-    };
+export class DispatchTimer {
+  private readonly expectedKeys: Set<string>;
+  private readonly proxies: CountingProxy[];
+  private current: { requests: Map<string, number>; responses: Map<string, number>; done: () => void } | undefined;
+  private exceptions = 0;
+  private next = 0;
+
+  private constructor(
+    private readonly o: DispatchTimerOptions,
+    private readonly client: mqtt.MqttClient,
+  ) {
+    this.expectedKeys = new Set(o.expected.map((e) => writeKey(e.proxy, e)));
+    this.proxies = [...new Set(o.expected.map((e) => e.proxy))];
+    for (const proxy of this.proxies) {
+      proxy.onRequest = (r) => {
+        const key = writeKey(proxy, r);
+        if (this.current && this.expectedKeys.has(key) && !this.current.requests.has(key)) this.current.requests.set(key, r.atMs);
+      };
+      proxy.onResponse = (r, atMs, exception) => {
+        const key = writeKey(proxy, r);
+        const current = this.current;
+        if (!current || !this.expectedKeys.has(key) || current.responses.has(key)) return;
+        if (exception) this.exceptions++;
+        current.responses.set(key, atMs);
+        if (current.responses.size === this.expectedKeys.size) current.done();
+      };
+    }
   }
-  const one = async (i: number, timeoutMs: number): Promise<DispatchSample | undefined> => {
-    const payload = o.makeOrder(i);
+
+  /** Connects, then probes until the system carries out an order (or `readyTimeoutMs` passes). */
+  static async open(o: DispatchTimerOptions): Promise<DispatchTimer> {
+    const client = await mqtt.connectAsync(o.brokerUrl, { clientId: `flexgate-bench-aggregator-${randomBytes(4).toString('hex')}`, clean: true, protocolVersion: 4, reconnectPeriod: 0 });
+    const timer = new DispatchTimer(o, client);
+    try {
+      const readyBy = performance.now() + (o.readyTimeoutMs ?? 30_000);
+      while (!(await timer.one(250))) {
+        if (performance.now() > readyBy) throw new Error(`no order was carried out within ${(o.readyTimeoutMs ?? 30_000) / 1000} s (expected writes: ${[...timer.expectedKeys].join(', ')})`);
+        await sleep(250); // let a late write of the probe land before the next one
+      }
+      return timer;
+    } catch (e) {
+      await timer.close();
+      throw e;
+    }
+  }
+
+  /** `warmup` untimed orders, then `messages` timed ones, each 5–15 ms after the last one's writes. */
+  async measure(messages: number, warmup: number): Promise<DispatchLatency> {
+    const samples: DispatchSample[] = [];
+    let lost = 0;
+    const exceptionsBefore = this.exceptions;
+    for (let n = 0; n < warmup + messages; n++) {
+      await sleep(5 + Math.random() * 10);
+      const s = await this.one(this.o.timeoutMs ?? 2000);
+      if (!s) {
+        lost++;
+        await sleep(500);
+      } else if (n >= warmup) samples.push(s);
+    }
+    return { samples, lost, exceptions: this.exceptions - exceptionsBefore };
+  }
+
+  async close(): Promise<void> {
+    for (const proxy of this.proxies) {
+      proxy.onRequest = undefined;
+      proxy.onResponse = undefined;
+    }
+    await this.client.endAsync(true);
+  }
+
+  private async one(timeoutMs: number): Promise<DispatchSample | undefined> {
+    const payload = this.o.makeOrder(this.next++);
     let timer: NodeJS.Timeout | undefined;
     const state = { requests: new Map<string, number>(), responses: new Map<string, number>(), done: () => {} };
     const finished = new Promise<boolean>((resolve) => {
       state.done = () => resolve(true);
       timer = setTimeout(() => resolve(false), timeoutMs);
     });
-    current = state;
+    this.current = state;
     const t0 = performance.now();
-    client.publish(o.topic, payload, { qos: 1 });
+    this.client.publish(this.o.topic, payload, { qos: 1 });
     const ok = await finished;
     clearTimeout(timer);
-    current = undefined;
+    this.current = undefined;
     if (!ok) return undefined;
     return { receivedMs: Math.max(...state.requests.values()) - t0, acknowledgedMs: Math.max(...state.responses.values()) - t0 };
+  }
+}
+
+/** A system under test, started, connected and answering orders. */
+export interface DispatchSystem {
+  readonly name: string;
+  /** Its process: `timeInTurns` pauses it (SIGSTOP) while another system is timed. */
+  readonly pid: number;
+  measure(messages: number, warmup: number): Promise<DispatchLatency>;
+  /** Resumes it if paused and stops it. */
+  stop(): Promise<void>;
+}
+
+/** Orders per turn in `timeInTurns`, and the untimed ones that open each turn. */
+export const TURN_ORDERS = 100;
+export const TURN_WARMUP = 10;
+
+/**
+ * Times every system over the same stretch of the machine's time: `warmup` untimed orders each, then
+ * `messages` timed ones each, in turns of TURN_ORDERS (every system once per round, the order of the
+ * systems rotated each round). Only the system whose turn it is runs: the others are paused (SIGSTOP),
+ * so none of them polls or logs beside it. A resumed system gets TURN_WARMUP untimed orders first (its
+ * timers that fell due while it was paused run then). A burst of load from outside now falls on every
+ * system's samples alike, not on whichever one was being timed when it came.
+ */
+export async function timeInTurns(systems: readonly DispatchSystem[], o: { messages: number; warmup: number }): Promise<DispatchLatency[]> {
+  const results: DispatchLatency[] = systems.map(() => ({ samples: [], lost: 0, exceptions: 0 }));
+  const add = (k: number, r: DispatchLatency) => {
+    results[k]!.samples.push(...r.samples);
+    results[k]!.lost += r.lost;
+    results[k]!.exceptions += r.exceptions;
+  };
+  const turn = async (k: number, messages: number, warmup: number) => {
+    const s = systems[k]!;
+    signalProcess(s.pid, 'SIGCONT');
+    try {
+      await sleep(50);
+      add(k, await s.measure(messages, warmup));
+    } finally {
+      signalProcess(s.pid, 'SIGSTOP');
+    }
   };
   try {
-    // Ready: the subscriber is subscribed and every Modbus connection is up.
-    const readyBy = performance.now() + (o.readyTimeoutMs ?? 30_000);
-    let i = 0;
-    while (!(await one(i++, 250))) {
-      if (performance.now() > readyBy) throw new Error(`no order was carried out within ${(o.readyTimeoutMs ?? 30_000) / 1000} s (expected writes: ${[...expectedKeys].join(', ')})`);
-      await sleep(250); // let a late write of the probe land before the next one
+    for (const s of systems) signalProcess(s.pid, 'SIGSTOP');
+    for (let k = 0; k < systems.length; k++) await turn(k, 0, o.warmup);
+    for (let round = 0, done = 0; done < o.messages; round++, done += TURN_ORDERS) {
+      for (let j = 0; j < systems.length; j++) await turn((j + round) % systems.length, Math.min(TURN_ORDERS, o.messages - done), TURN_WARMUP);
     }
-    const samples: DispatchSample[] = [];
-    let lost = 0;
-    const warmup = o.warmup ?? 50;
-    for (let n = 0; n < warmup + o.messages; n++) {
-      await sleep(5 + Math.random() * 10);
-      const s = await one(i++, o.timeoutMs ?? 2000);
-      if (!s) {
-        lost++;
-        await sleep(500);
-      } else if (n >= warmup) samples.push(s);
-    }
-    return { samples, lost, exceptions };
+    return results;
   } finally {
-    for (const proxy of proxies) {
-      proxy.onRequest = undefined;
-      proxy.onResponse = undefined;
+    for (const s of systems) signalProcess(s.pid, 'SIGCONT');
+  }
+}
+
+/**
+ * Starts each system on fresh counting proxies of its `proxyDevices`, one after the other (each
+ * paused once it answers orders, so the next one starts alone), runs `fn`, then stops every system
+ * and its proxies whatever happens.
+ */
+export async function withSystems<T>(entries: readonly { proxyDevices: readonly HomeDevice[]; start(proxies: ProxySet): Promise<DispatchSystem> }[], fn: (systems: DispatchSystem[]) => Promise<T>): Promise<T> {
+  const started: { system?: DispatchSystem; proxies: ProxySet }[] = [];
+  try {
+    for (const e of entries) {
+      const slot: { system?: DispatchSystem; proxies: ProxySet } = { proxies: await ProxySet.start(e.proxyDevices) };
+      started.push(slot);
+      slot.system = await e.start(slot.proxies);
+      signalProcess(slot.system.pid, 'SIGSTOP');
     }
-    await client.endAsync(true);
+    return await fn(started.map((s) => s.system!));
+  } finally {
+    // Every one stopped even when one fails to stop; the first failure is reported.
+    let failure: unknown;
+    for (const s of started) {
+      await s.system?.stop().catch((e: unknown) => (failure ??= e));
+      await s.proxies.stop().catch((e: unknown) => (failure ??= e));
+    }
+    if (failure !== undefined) throw failure;
+  }
+}
+
+/** SIGSTOP / SIGCONT, ignoring a process that has already exited (its stop() reports that). */
+export function signalProcess(pid: number, signal: 'SIGSTOP' | 'SIGCONT'): void {
+  try {
+    process.kill(pid, signal);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
   }
 }
 
@@ -235,38 +345,36 @@ function dispatchDevices(all: readonly HomeDevice[]): HomeDevice[] {
   });
 }
 
-/** The Node-RED side: starts the flow on `proxies` and `broker`, measures, stops. */
-export async function runNodeRedDispatch(o: {
-  devices: readonly HomeDevice[];
-  proxies: ProxySet;
-  broker: { host: string; port: number; url: string };
-  gateway: Address;
-  messages: number;
-  warmup?: number;
-  out?: Out;
-}): Promise<DispatchLatency> {
+/** The Node-RED side: starts the flow on `proxies` and `broker`, waits until it carries out an order. */
+export async function startNodeRedDispatch(o: { devices: readonly HomeDevice[]; proxies: ProxySet; broker: { host: string; port: number; url: string }; gateway: Address; out?: Out }): Promise<DispatchSystem> {
   const values: Record<string, string | number> = { 'broker.host': o.broker.host, 'broker.port': o.broker.port, gateway: o.gateway };
   for (const d of o.devices) {
     values[`${d.id}.host`] = '127.0.0.1';
     values[`${d.id}.port`] = o.proxies.portOf(d);
   }
   const red = await startNodeRed({ flow: fillTemplate(DISPATCH_FLOW, values) });
+  const stop = async () => {
+    signalProcess(red.child.pid!, 'SIGCONT');
+    const code = await red.stop();
+    if (code !== 0) o.out?.(`  warning: Node-RED exited with ${code} on SIGINT`);
+  };
   try {
     await red.waitForLog(/^Connected to broker/, 30_000);
     const orders = signedOrders(o.gateway);
-    const result = await measureDispatchLatency({
-      brokerUrl: o.broker.url,
-      topic: `flex/v1/gw/${o.gateway}/order`,
-      makeOrder: orders.makeOrder,
-      expected: nodeRedDispatchWrites(o.devices, o.proxies),
-      messages: o.messages,
-      ...(o.warmup !== undefined ? { warmup: o.warmup } : {}),
-    });
-    for (const p of nodeProblems(red)) o.out?.(`  warning: Node-RED ${p.type}${p.name ? ` "${p.name}"` : ''}: ${p.msg}`);
-    return result;
-  } finally {
-    const code = await red.stop();
-    if (code !== 0) o.out?.(`  warning: Node-RED exited with ${code} on SIGINT`);
+    const timer = await DispatchTimer.open({ brokerUrl: o.broker.url, topic: `flex/v1/gw/${o.gateway}/order`, makeOrder: orders.makeOrder, expected: nodeRedDispatchWrites(o.devices, o.proxies) });
+    return {
+      name: 'Node-RED',
+      pid: red.child.pid!,
+      measure: (messages, warmup) => timer.measure(messages, warmup),
+      stop: async () => {
+        await timer.close();
+        for (const p of nodeProblems(red)) o.out?.(`  warning: Node-RED ${p.type}${p.name ? ` "${p.name}"` : ''}: ${p.msg}`);
+        await stop();
+      },
+    };
+  } catch (e) {
+    await stop();
+    throw e;
   }
 }
 
@@ -303,10 +411,15 @@ const u16 = (v) => v & 0xffff;
 `;
 }
 
-export async function runBareDispatch(o: { devices: readonly HomeDevice[]; proxies: ProxySet; broker: { url: string }; gateway: Address; expected: ExpectedWrite[]; messages: number }): Promise<DispatchLatency> {
+/** The bare floor on `proxies` and `broker`, waiting until it carries out an order. */
+export async function startBareDispatch(o: { devices: readonly HomeDevice[]; proxies: ProxySet; broker: { url: string }; gateway: Address }): Promise<DispatchSystem> {
   const topic = `flex/v1/gw/${o.gateway}/order`;
   const endpoints = Object.fromEntries(o.devices.map((d) => [d.id, { port: o.proxies.portOf(d) }]));
   const child = spawn(process.execPath, ['-e', bareScript({ brokerUrl: o.broker.url, topic, endpoints })], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const stop = async () => {
+    signalProcess(child.pid!, 'SIGCONT');
+    await stopChild(child);
+  };
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the bare dispatcher did not start within 30 s')), 30_000);
@@ -321,10 +434,19 @@ export async function runBareDispatch(o: { devices: readonly HomeDevice[]; proxi
     });
     const orders = signedOrders(o.gateway);
     // The same writes as the flow (the script mirrors its function node), on these proxies.
-    const expected = o.expected.map((e) => ({ ...e, proxy: o.proxies.proxyOf(o.devices.find((d) => d.id === e.device)!) }));
-    return await measureDispatchLatency({ brokerUrl: o.broker.url, topic, makeOrder: orders.makeOrder, expected, messages: o.messages });
-  } finally {
-    await stopChild(child);
+    const timer = await DispatchTimer.open({ brokerUrl: o.broker.url, topic, makeOrder: orders.makeOrder, expected: nodeRedDispatchWrites(o.devices, o.proxies) });
+    return {
+      name: 'bare floor',
+      pid: child.pid!,
+      measure: (messages, warmup) => timer.measure(messages, warmup),
+      stop: async () => {
+        await timer.close();
+        await stop();
+      },
+    };
+  } catch (e) {
+    await stop();
+    throw e;
   }
 }
 
@@ -340,23 +462,21 @@ function fmt(ms: number): string {
 export async function runDispatchComparison(out: Out, options: { messages: number; runs: number }): Promise<BenchRow[]> {
   const sim = await startSimProcess({ flexibleLoads: true, seed: 3 });
   const broker = await startBrokerProcess();
-  const gateway = `0x${randomBytes(20).toString('hex')}` as Address;
   const runs: RunFigures[] = [];
   try {
     const devices = dispatchDevices(sim.devices);
     for (let run = 1; run <= options.runs; run++) {
-      const order = run % 2 === 1 ? (['nodeRed', 'bare'] as const) : (['bare', 'nodeRed'] as const);
-      const figures: Partial<RunFigures> = {};
-      for (const who of order) {
-        const proxies = await ProxySet.start(devices);
-        try {
-          if (who === 'nodeRed') figures.nodeRed = await runNodeRedDispatch({ devices, proxies, broker, gateway, messages: options.messages, out });
-          else figures.bare = await runBareDispatch({ devices, proxies, broker, gateway, expected: nodeRedDispatchWrites(devices, proxies), messages: options.messages });
-        } finally {
-          await proxies.stop();
-        }
-      }
-      const f = figures as RunFigures;
+      // Each on its own proxies and its own gateway address (so its own order topic).
+      const gateways = [0, 1].map(() => `0x${randomBytes(20).toString('hex')}` as Address);
+      const [nodeRed, bare] = await withSystems(
+        [
+          { proxyDevices: devices, start: (proxies) => startNodeRedDispatch({ devices, proxies, broker, gateway: gateways[0]!, out }) },
+          { proxyDevices: devices, start: (proxies) => startBareDispatch({ devices, proxies, broker, gateway: gateways[1]! }) },
+        ],
+        (systems) => timeInTurns(systems, { messages: options.messages, warmup: 50 }),
+      );
+      const figures: RunFigures = { nodeRed: nodeRed!, bare: bare! };
+      const f = figures;
       runs.push(f);
       if (run === 1) out(`writes per order: ${describeWrites()}`);
       const line = (l: DispatchLatency) => {
@@ -364,7 +484,7 @@ export async function runDispatchComparison(out: Out, options: { messages: numbe
         const a = l.samples.map((s) => s.acknowledgedMs);
         return `received p50 ${fmt(percentile(r, 50))} p99 ${fmt(percentile(r, 99))}, acknowledged p50 ${fmt(percentile(a, 50))} p99 ${fmt(percentile(a, 99))} (${l.samples.length} orders${l.lost ? `, ${l.lost} lost` : ''}${l.exceptions ? `, ${l.exceptions} exceptions` : ''})`;
       };
-      out(`run ${run}${run % 2 ? '' : ' (bare first)'}: Node-RED ${line(f.nodeRed)}; bare floor ${line(f.bare)}`);
+      out(`run ${run}: Node-RED ${line(f.nodeRed)}; bare floor ${line(f.bare)}`);
     }
   } finally {
     await broker.stop();

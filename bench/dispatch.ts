@@ -4,7 +4,10 @@
  * (PV, battery, EV charger, heat pump) over Modbus TCP on loopback. Target: p99 ≤ 10 ms, and no slower
  * than a bare Node-RED flow (mqtt in → modbus write, no verification; bench/dispatch-nodered.ts).
  *
- * Same run, same broker process, same simulated home (own process), fresh counting proxies each:
+ * Same run, same broker process, same simulated home (own process); the three systems run side by
+ * side, each on its own counting proxies and order topic, and are timed in turns of 100 orders (only
+ * the one being timed runs; the others are paused: timeInTurns in bench/dispatch-nodered.ts), so a
+ * burst of load from outside falls on all of them alike:
  *  - flexgate: the compiled agent, started with the service's node flags (docs/flexgate.service),
  *    verifying every order (EIP-712, trusted signer, sequence made durable in SQLite) and carrying it
  *    out through the order book and the dispatcher. One sample = publish → the last write response
@@ -15,7 +18,8 @@
  *  - Node-RED 4.1 with node-red-contrib-modbus, the committed flow bench/node-red/dispatch-flow.json.
  * Orders alternate between a site setpoint deep in export and one deep in import, each superseding
  * the last, so each moves every device (battery full discharge / charge, EV paused / full current,
- * heat pump offset down / back, PV limit off / on). The report says how many devices each order wrote.
+ * heat pump offset down / back, PV limit off / on). The report says how many devices each order wrote,
+ * and the bare floor's own p99 against the 10 ms target (how busy the machine was).
  *
  *   npm run bench -- dispatch        (FLEXGATE_BENCH_MESSAGES, FLEXGATE_BENCH_RUNS: default 1000, 3)
  */
@@ -31,7 +35,7 @@ import { execFileSync } from 'node:child_process';
 import { addressOf, type Hex } from '../ledger-client/eip712.js';
 import type { Address } from '../ledger-client/wire.js';
 import type { HomeDevice } from '../simulators/home.js';
-import { DISPATCH_DEVICES, nodeRedDispatchWrites, runBareDispatch, runNodeRedDispatch, signedOrders, type DispatchLatency, type DispatchSample } from './dispatch-nodered.js';
+import { DISPATCH_DEVICES, signalProcess, signedOrders, startBareDispatch, startNodeRedDispatch, timeInTurns, TURN_ORDERS, withSystems, type DispatchLatency, type DispatchSample, type DispatchSystem } from './dispatch-nodered.js';
 import { median, percentile, ProxySet, REPO_ROOT, startBrokerProcess, startCompiledAgent, startSimProcess, type CountingProxy, type WireRequest } from './support.js';
 import type { BenchRow, Benchmark, Out } from './types.js';
 
@@ -74,9 +78,30 @@ function setpointOrders(gateway: Address, privateKey: Hex): (i: number) => { pay
   };
 }
 
-async function runFlexgateDispatch(o: { devices: readonly HomeDevice[]; proxies: ProxySet; brokerUrl: string; messages: number; warmup?: number; out: Out }): Promise<FlexgateLatency> {
+interface FlexgateSystem extends DispatchSystem {
+  /** Per timed order so far: how many of the four devices it wrote. */
+  readonly devicesWritten: number[];
+}
+
+/**
+ * The compiled agent on `proxies`, with a fresh data directory and gateway key, once it carries out
+ * an order. `stop()` prints when its first write leaves (p50) and its peak RSS, and removes the directory.
+ */
+async function startFlexgateDispatch(o: { devices: readonly HomeDevice[]; proxies: ProxySet; brokerUrl: string; out: Out }): Promise<FlexgateSystem> {
   const dir = mkdtempSync(join(tmpdir(), 'flexgate-bench-dispatch-'));
   const aggregatorKey: Hex = `0x${randomBytes(32).toString('hex')}`;
+  let agent: Awaited<ReturnType<typeof startCompiledAgent>> | undefined;
+  let client: mqtt.MqttClient | undefined;
+  const cleanUp = async () => {
+    for (const p of o.proxies.proxies) {
+      p.onResponse = undefined;
+      p.onRequest = undefined;
+    }
+    await client?.endAsync(true);
+    if (agent) signalProcess(agent.child.pid!, 'SIGCONT');
+    await agent?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
   try {
     const dataDir = join(dir, 'data');
     mkdirSync(dataDir, { recursive: true });
@@ -88,15 +113,18 @@ async function runFlexgateDispatch(o: { devices: readonly HomeDevice[]; proxies:
     if (!gateway) throw new Error(`flexgate keys show printed no address: ${shown}`);
     const configPath = join(dir, 'flexgate.yaml');
     writeFileSync(configPath, agentConfig(dataDir, o.devices, o.proxies, o.brokerUrl, addressOf(aggregatorKey)));
-    const agent = await startCompiledAgent(configPath);
-    const client = await mqtt.connectAsync(o.brokerUrl, { clientId: `flexgate-bench-aggregator-${randomBytes(4).toString('hex')}`, clean: true, protocolVersion: 4, reconnectPeriod: 0 });
+    agent = await startCompiledAgent(configPath);
+    const agentPid = agent.child.pid!;
+    const mqttClient = await mqtt.connectAsync(o.brokerUrl, { clientId: `flexgate-bench-aggregator-${randomBytes(4).toString('hex')}`, clean: true, protocolVersion: 4, reconnectPeriod: 0 });
+    client = mqttClient;
     // The aggregator here both publishes orders and acknowledges statuses: without TCP_NODELAY its
     // small PUBACKs would hold the next order back by up to a delayed ACK (40 ms) (Nagle).
-    (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+    (mqttClient.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     const deviceOf = new Map<string, string>();
     for (const d of o.devices) if (d.modbus && (DISPATCH_DEVICES as readonly string[]).includes(d.id)) deviceOf.set(`${o.proxies.portOf(d)} u${d.modbus.unitId}`, d.id);
     let current: { t0: number; orderId: string; firstRequestMs: number; lastResponseMs: number; devices: Set<string>; started: () => void } | undefined;
     const firstWrites: number[] = [];
+    const trace: string[] = [];
     for (const p of o.proxies.proxies) {
       p.onRequest = (r) => {
         if (current && WRITE_FCS.has(r.functionCode) && current.firstRequestMs === 0) current.firstRequestMs = r.atMs;
@@ -109,7 +137,7 @@ async function runFlexgateDispatch(o: { devices: readonly HomeDevice[]; proxies:
       current.lastResponseMs = Math.max(current.lastResponseMs, atMs);
     };
     for (const p of o.proxies.proxies) p.onResponse = onResponse(p);
-    client.on('message', (_topic, payload) => {
+    mqttClient.on('message', (_topic, payload) => {
       try {
         const m = (JSON.parse(payload.toString('utf8')) as { message?: { orderId?: string; status?: number } }).message;
         if (current && m?.status === 2 && m.orderId?.toLowerCase() === current.orderId.toLowerCase()) current.started();
@@ -117,10 +145,11 @@ async function runFlexgateDispatch(o: { devices: readonly HomeDevice[]; proxies:
         // not a status
       }
     });
-    await client.subscribeAsync(`flex/v1/gw/${gateway}/ack`, { qos: 1 });
+    await mqttClient.subscribeAsync(`flex/v1/gw/${gateway}/ack`, { qos: 1 });
     const makeOrder = setpointOrders(gateway, aggregatorKey);
-    const one = async (i: number, timeoutMs: number): Promise<{ sample: DispatchSample; devices: number } | undefined> => {
-      const { payload, orderId } = makeOrder(i);
+    let i = 0;
+    const one = async (timeoutMs: number): Promise<{ sample: DispatchSample; devices: number; firstWriteMs: number } | undefined> => {
+      const { payload, orderId } = makeOrder(i++);
       let timer: NodeJS.Timeout | undefined;
       const state = { t0: 0, orderId, firstRequestMs: 0, lastResponseMs: 0, devices: new Set<string>(), started: () => {} };
       const started = new Promise<boolean>((resolve) => {
@@ -129,50 +158,55 @@ async function runFlexgateDispatch(o: { devices: readonly HomeDevice[]; proxies:
       });
       current = state;
       state.t0 = performance.now();
-      client.publish(`flex/v1/gw/${gateway}/order`, payload, { qos: 1 });
+      mqttClient.publish(`flex/v1/gw/${gateway}/order`, payload, { qos: 1 });
       const ok = await started;
       clearTimeout(timer);
       current = undefined;
       if (!ok || state.devices.size === 0) return undefined;
       const ms = state.lastResponseMs - state.t0;
-      firstWrites.push(state.firstRequestMs - state.t0);
-      return { sample: { receivedMs: ms, acknowledgedMs: ms }, devices: state.devices.size };
+      return { sample: { receivedMs: ms, acknowledgedMs: ms }, devices: state.devices.size, firstWriteMs: state.firstRequestMs - state.t0 };
     };
-    try {
-      // Ready: subscribed to orders, every device connected and read once.
-      const readyBy = performance.now() + 60_000;
-      let i = 0;
-      while (!(await one(i++, 1000))) {
-        if (performance.now() > readyBy) throw new Error('flexgate carried out no order within 60 s');
-        await sleep(500);
-      }
-      const samples: DispatchSample[] = [];
-      const devicesWritten: number[] = [];
-      let lost = 0;
-      const warmup = o.warmup ?? 50;
-      for (let n = 0; n < warmup + o.messages; n++) {
-        await sleep(5 + Math.random() * 10);
-        const s = await one(i++, 2000);
-        if (!s) lost++;
-        else if (n >= warmup) {
-          samples.push(s.sample);
-          devicesWritten.push(s.devices);
-        }
-      }
-      o.out(`  flexgate: first write on the wire ${percentile(firstWrites, 50).toFixed(2)} ms after the publish (p50): MQTT, verification, the durable sequence, the decision`);
-      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent.child.pid}/status`, 'utf8'))?.[1];
-      if (hwm) o.out(`  flexgate: peak RSS of the agent over the run ${(Number(hwm) / 1024).toFixed(1)} MB (${DISPATCH_DEVICES.length + 1} devices, dispatch on, ${warmup + o.messages} orders back to back)`);
-      return { samples, lost, exceptions: 0, devicesWritten };
-    } finally {
-      for (const p of o.proxies.proxies) {
-        p.onResponse = undefined;
-        p.onRequest = undefined;
-      }
-      await client.endAsync(true);
-      await agent.stop();
+    // Ready: subscribed to orders, every device connected and read once.
+    const readyBy = performance.now() + 60_000;
+    while (!(await one(1000))) {
+      if (performance.now() > readyBy) throw new Error('flexgate carried out no order within 60 s');
+      await sleep(500);
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+    const devicesWritten: number[] = [];
+    return {
+      name: 'flexgate',
+      pid: agentPid,
+      devicesWritten,
+      measure: async (messages, warmup) => {
+        const samples: DispatchSample[] = [];
+        let lost = 0;
+        for (let n = 0; n < warmup + messages; n++) {
+          await sleep(5 + Math.random() * 10);
+          const s = await one(2000);
+          if (!s) lost++;
+          else if (n >= warmup) {
+            samples.push(s.sample);
+            devicesWritten.push(s.devices);
+            firstWrites.push(s.firstWriteMs);
+            trace.push(`${i - 1},${s.firstWriteMs.toFixed(3)},${s.sample.acknowledgedMs.toFixed(3)},${s.devices}`);
+          }
+        }
+        return { samples, lost, exceptions: 0 };
+      },
+      stop: async () => {
+        signalProcess(agentPid, 'SIGCONT');
+        // FLEXGATE_BENCH_TRACE=file: appends every timed order (order number, first write, last answer, devices written).
+        const traceFile = process.env['FLEXGATE_BENCH_TRACE'];
+        if (traceFile) writeFileSync(traceFile, `order,firstWriteMs,lastAnswerMs,devices\n${trace.join('\n')}\n`, { flag: 'a' });
+        o.out(`  flexgate: first write on the wire ${percentile(firstWrites, 50).toFixed(2)} ms after the publish (p50): MQTT, verification, the durable sequence, the decision`);
+        const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${agentPid}/status`, 'utf8'))?.[1];
+        if (hwm) o.out(`  flexgate: peak RSS of the agent over the run ${(Number(hwm) / 1024).toFixed(1)} MB (${DISPATCH_DEVICES.length + 1} devices, dispatch on, ${i} orders)`);
+        await cleanUp();
+      },
+    };
+  } catch (e) {
+    await cleanUp();
+    throw e;
   }
 }
 
@@ -184,38 +218,33 @@ export async function runDispatchBenchmark(out: Out, options: { messages: number
   // A winter noon: the heat pump runs (so it can be turned down), the PV produces (so it can be curtailed).
   const sim = await startSimProcess({ flexibleLoads: true, seed: 3, cloudiness: 0, startTimeMs: Date.UTC(2026, 0, 14, 12), evEnergyWantedWh: 200_000, evArrivals: false });
   const broker = await startBrokerProcess();
-  const runs: { flexgate: FlexgateLatency; nodeRed: DispatchLatency; bare: DispatchLatency }[] = [];
+  const runs: { flexgate: FlexgateLatency; nodeRed: DispatchLatency | undefined; bare: DispatchLatency | undefined }[] = [];
   try {
     const dispatchDevices = DISPATCH_DEVICES.map((id) => sim.devices.find((d) => d.id === id && d.modbus)!);
-    const otherGateway = `0x${randomBytes(20).toString('hex')}` as Address;
-    // Fresh counting proxies for each system's run, stopped whatever happens.
-    const withProxies = async <T>(fn: (proxies: ProxySet) => Promise<T>): Promise<T> => {
-      const proxies = await ProxySet.start(sim.devices);
-      try {
-        return await fn(proxies);
-      } finally {
-        await proxies.stop();
-      }
-    };
-    const bare = (proxies: ProxySet, messages: number) =>
-      runBareDispatch({ devices: dispatchDevices, proxies, broker, gateway: otherGateway, expected: nodeRedDispatchWrites(dispatchDevices, proxies), messages });
+    const newGateway = () => `0x${randomBytes(20).toString('hex')}` as Address;
+    const bare = { proxyDevices: sim.devices, start: (proxies: ProxySet) => startBareDispatch({ devices: dispatchDevices, proxies, broker, gateway: newGateway() }) };
     // Warm the test apparatus (the simulated home, the broker, this process's proxies and MQTT
     // client: all JIT-compiled) before anything is timed, so that whichever system goes first in run
     // 1 is not also timing their warm-up. Bare writes, not recorded.
-    await withProxies((proxies) => bare(proxies, 300));
+    await withSystems([bare], (systems) => timeInTurns(systems, { messages: 0, warmup: 300 }));
     for (let run = 1; run <= options.runs; run++) {
-      const order = (['flexgate', 'bare', 'nodeRed'] as const).map((_, k, all) => all[(k + run - 1) % all.length]!);
-      // FLEXGATE_BENCH_ONLY=flexgate: flexgate alone, no baselines and so no rows (for a look inside).
-      if (process.env['FLEXGATE_BENCH_ONLY'] === 'flexgate') order.splice(0, order.length, 'flexgate');
-      const f: Partial<(typeof runs)[number]> = {};
-      for (const who of order) {
-        await withProxies(async (proxies) => {
-          if (who === 'flexgate') f.flexgate = await runFlexgateDispatch({ devices: sim.devices, proxies, brokerUrl: broker.url, messages: options.messages, out });
-          else if (who === 'nodeRed') f.nodeRed = await runNodeRedDispatch({ devices: dispatchDevices, proxies, broker, gateway: otherGateway, messages: options.messages, out });
-          else f.bare = await bare(proxies, options.messages);
-        });
-      }
-      const r = f as (typeof runs)[number];
+      // Every system on its own proxies and order topic; timed in turns (timeInTurns), the first turn
+      // rotated from run to run. FLEXGATE_BENCH_ONLY=flexgate: flexgate alone, no baselines, no rows.
+      let flexgate: FlexgateSystem | undefined;
+      const entries = [
+        { proxyDevices: sim.devices, start: async (proxies: ProxySet) => (flexgate = await startFlexgateDispatch({ devices: sim.devices, proxies, brokerUrl: broker.url, out })) },
+        bare,
+        { proxyDevices: sim.devices, start: (proxies: ProxySet) => startNodeRedDispatch({ devices: dispatchDevices, proxies, broker, gateway: newGateway(), out }) },
+      ];
+      const only = process.env['FLEXGATE_BENCH_ONLY'] === 'flexgate';
+      const chosen = only ? entries.slice(0, 1) : entries.map((_, k) => entries[(k + run - 1) % entries.length]!);
+      const names: string[] = [];
+      const results = await withSystems(chosen, (systems) => {
+        names.push(...systems.map((s) => s.name));
+        return timeInTurns(systems, { messages: options.messages, warmup: 50 });
+      });
+      const of = (name: string) => results[names.indexOf(name)];
+      const r = { flexgate: { ...of('flexgate')!, devicesWritten: flexgate!.devicesWritten }, nodeRed: of('Node-RED'), bare: of('bare floor') };
       runs.push(r);
       const line = (l: DispatchLatency) => {
         const a = l.samples.map((s) => s.acknowledgedMs);
@@ -223,24 +252,29 @@ export async function runDispatchBenchmark(out: Out, options: { messages: number
       };
       const written = r.flexgate.devicesWritten;
       const all4 = written.filter((n) => n === DISPATCH_DEVICES.length).length;
-      out(`run ${run} (${order.join(', ')}): flexgate ${line(r.flexgate)}, ${all4} of ${written.length} orders wrote all ${DISPATCH_DEVICES.length} devices (mean ${(written.reduce((a, b) => a + b, 0) / Math.max(1, written.length)).toFixed(2)})${r.bare ? `; bare floor ${line(r.bare)}` : ''}${r.nodeRed ? `; Node-RED ${line(r.nodeRed)}` : ''}`);
+      out(`run ${run} (turns of ${TURN_ORDERS}: ${names.join(', ')}): flexgate ${line(r.flexgate)}, ${all4} of ${written.length} orders wrote all ${DISPATCH_DEVICES.length} devices (mean ${(written.reduce((a, b) => a + b, 0) / Math.max(1, written.length)).toFixed(2)})${r.bare ? `; bare floor ${line(r.bare)}` : ''}${r.nodeRed ? `; Node-RED ${line(r.nodeRed)}` : ''}`);
     }
   } finally {
     await broker.stop();
     await sim.stop();
   }
-  if (runs.some((r) => !r.bare || !r.nodeRed)) return []; // FLEXGATE_BENCH_ONLY: no baselines, no rows
+  const complete = runs.flatMap((r) => (r.bare && r.nodeRed ? [{ flexgate: r.flexgate, bare: r.bare, nodeRed: r.nodeRed }] : []));
+  if (complete.length < runs.length) return []; // FLEXGATE_BENCH_ONLY: no baselines, no rows
   const scenario = `${DISPATCH_DEVICES.length} devices, Modbus TCP loopback, ${options.messages} orders × ${options.runs} runs`;
   const ack = (l: DispatchLatency, p: number) => percentile(l.samples.map((s) => s.acknowledgedMs), p);
   const rows: BenchRow[] = [];
   for (const p of [50, 99]) {
-    const fg = runs.map((r) => ack(r.flexgate, p));
-    const bare = runs.map((r) => ack(r.bare, p));
-    const red = runs.map((r) => ack(r.nodeRed, p));
+    const fg = complete.map((r) => ack(r.flexgate, p));
+    const bare = complete.map((r) => ack(r.bare, p));
+    const red = complete.map((r) => ack(r.nodeRed, p));
     rows.push({ benchmark: 'dispatch', scenario, figure: `p${p} order → all setpoints acknowledged, vs bare mqtt + modbus-serial (floor)`, value: fmt(median(fg)), baseline: fmt(median(bare)), ratio: median(fg.map((x, i) => x / bare[i]!)) });
     rows.push({ benchmark: 'dispatch', scenario, figure: `p${p} order → all setpoints acknowledged, vs bare Node-RED flow`, value: fmt(median(fg)), baseline: fmt(median(red)), ratio: median(fg.map((x, i) => x / red[i]!)), target: { op: '<=', value: 1 } });
   }
-  const p99 = median(runs.map((r) => ack(r.flexgate, 99)));
+  const p99 = median(complete.map((r) => ack(r.flexgate, 99)));
+  // How busy the machine was: the bare floor (one MQTT hop + four raw writes, nothing verified or
+  // stored) against the same absolute target. Above 1, no program could have met it in these runs.
+  const floorP99 = median(complete.map((r) => ack(r.bare, 99)));
+  out(`  the bare floor's own p99 was ${fmt(floorP99)}: ${(floorP99 / TARGET_P99_MS).toFixed(2)} × the ${TARGET_P99_MS} ms target${floorP99 > TARGET_P99_MS ? ' (the machine was too busy for any program to meet it in these runs)' : ''}`);
   rows.push({ benchmark: 'dispatch', scenario, figure: 'p99 order → all setpoints acknowledged, vs the 10 ms target', value: fmt(p99), baseline: fmt(TARGET_P99_MS), ratio: p99 / TARGET_P99_MS, target: { op: '<=', value: 1 } });
   return rows;
 }
