@@ -18,20 +18,20 @@
  *
  * Same-run baseline: a bare floor — a Node.js process with mqtt.js and modbus-serial that does what
  * the flow does (same writes, devices in parallel, nothing verified) with no framework between.
- * The systems run side by side, each on its own proxies and order topic, and are timed in turns of
- * 100 orders (`timeInTurns`): only the one being timed runs, the others are paused.
+ * The systems run side by side, each on its own proxies and order topic, and are timed order by order
+ * in turn (`timeInterleaved`), so a burst of outside load falls on both alike.
  *
  * Exported for the flexgate side (bench/dispatch.ts): `DispatchTimer` times orders against any
  * system (it only publishes and watches proxies), `signedOrders` makes the orders,
  * `nodeRedDispatchWrites` lists the writes the flow makes, `startNodeRedDispatch` /
  * `startBareDispatch` start the two baselines on given proxies and broker, `withSystems` and
- * `timeInTurns` run and time them.
+ * `timeInterleaved` run and time them.
  *
  *   npx tsx bench/dispatch-nodered.ts [--messages 1000] [--runs 3]
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -190,58 +190,42 @@ export class DispatchTimer {
 /** A system under test, started, connected and answering orders. */
 export interface DispatchSystem {
   readonly name: string;
-  /** Its process: `timeInTurns` pauses it (SIGSTOP) while another system is timed. */
-  readonly pid: number;
+  /** `warmup` untimed orders, then `messages` timed ones, each 5–15 ms after the last one's writes. */
   measure(messages: number, warmup: number): Promise<DispatchLatency>;
-  /** Resumes it if paused and stops it. */
   stop(): Promise<void>;
 }
 
-/** Orders per turn in `timeInTurns`, and the untimed ones that open each turn. */
-export const TURN_ORDERS = 100;
-export const TURN_WARMUP = 10;
-
 /**
- * Times every system over the same stretch of the machine's time: `warmup` untimed orders each, then
- * `messages` timed ones each, in turns of TURN_ORDERS (every system once per round, the order of the
- * systems rotated each round). Only the system whose turn it is runs: the others are paused (SIGSTOP),
- * so none of them polls or logs beside it. A resumed system gets TURN_WARMUP untimed orders first (its
- * timers that fell due while it was paused run then). A burst of load from outside now falls on every
- * system's samples alike, not on whichever one was being timed when it came.
+ * Times every system over the same stretch of the machine's time: `warmup` untimed orders each (one
+ * system after the other), then `messages` timed orders each, interleaved order by order (one order to
+ * each system per round, the first of a round rotated). The systems run side by side all along, so a
+ * burst of load from other jobs on the machine falls on every system's samples alike, not on
+ * whichever one was being timed when it came (as when each is timed for 15 s in a row).
+ * FLEXGATE_BENCH_TRACE=file.csv appends every timed order: system, when (unix ms), publish → last
+ * write answer (ms).
  */
-export async function timeInTurns(systems: readonly DispatchSystem[], o: { messages: number; warmup: number }): Promise<DispatchLatency[]> {
+export async function timeInterleaved(systems: readonly DispatchSystem[], o: { messages: number; warmup: number }): Promise<DispatchLatency[]> {
   const results: DispatchLatency[] = systems.map(() => ({ samples: [], lost: 0, exceptions: 0 }));
-  const add = (k: number, r: DispatchLatency) => {
-    results[k]!.samples.push(...r.samples);
-    results[k]!.lost += r.lost;
-    results[k]!.exceptions += r.exceptions;
-  };
-  const turn = async (k: number, messages: number, warmup: number) => {
-    const s = systems[k]!;
-    signalProcess(s.pid, 'SIGCONT');
-    try {
-      await sleep(50);
-      add(k, await s.measure(messages, warmup));
-    } finally {
-      signalProcess(s.pid, 'SIGSTOP');
+  const trace: string[] = [];
+  for (const s of systems) await s.measure(0, o.warmup);
+  for (let round = 0; round < o.messages; round++) {
+    for (let j = 0; j < systems.length; j++) {
+      const k = (j + round) % systems.length;
+      const r = await systems[k]!.measure(1, 0);
+      for (const x of r.samples) trace.push(`${systems[k]!.name},${(performance.timeOrigin + performance.now()).toFixed(0)},${x.acknowledgedMs.toFixed(3)}`);
+      results[k]!.samples.push(...r.samples);
+      results[k]!.lost += r.lost;
+      results[k]!.exceptions += r.exceptions;
     }
-  };
-  try {
-    for (const s of systems) signalProcess(s.pid, 'SIGSTOP');
-    for (let k = 0; k < systems.length; k++) await turn(k, 0, o.warmup);
-    for (let round = 0, done = 0; done < o.messages; round++, done += TURN_ORDERS) {
-      for (let j = 0; j < systems.length; j++) await turn((j + round) % systems.length, Math.min(TURN_ORDERS, o.messages - done), TURN_WARMUP);
-    }
-    return results;
-  } finally {
-    for (const s of systems) signalProcess(s.pid, 'SIGCONT');
   }
+  const traceFile = process.env['FLEXGATE_BENCH_TRACE'];
+  if (traceFile) writeFileSync(traceFile, `system,atUnixMs,acknowledgedMs\n${trace.join('\n')}\n`, { flag: 'a' });
+  return results;
 }
 
 /**
- * Starts each system on fresh counting proxies of its `proxyDevices`, one after the other (each
- * paused once it answers orders, so the next one starts alone), runs `fn`, then stops every system
- * and its proxies whatever happens.
+ * Starts each system on fresh counting proxies of its `proxyDevices`, one after the other, runs
+ * `fn`, then stops every system and its proxies whatever happens.
  */
 export async function withSystems<T>(entries: readonly { proxyDevices: readonly HomeDevice[]; start(proxies: ProxySet): Promise<DispatchSystem> }[], fn: (systems: DispatchSystem[]) => Promise<T>): Promise<T> {
   const started: { system?: DispatchSystem; proxies: ProxySet }[] = [];
@@ -250,7 +234,6 @@ export async function withSystems<T>(entries: readonly { proxyDevices: readonly 
       const slot: { system?: DispatchSystem; proxies: ProxySet } = { proxies: await ProxySet.start(e.proxyDevices) };
       started.push(slot);
       slot.system = await e.start(slot.proxies);
-      signalProcess(slot.system.pid, 'SIGSTOP');
     }
     return await fn(started.map((s) => s.system!));
   } finally {
@@ -261,15 +244,6 @@ export async function withSystems<T>(entries: readonly { proxyDevices: readonly 
       await s.proxies.stop().catch((e: unknown) => (failure ??= e));
     }
     if (failure !== undefined) throw failure;
-  }
-}
-
-/** SIGSTOP / SIGCONT, ignoring a process that has already exited (its stop() reports that). */
-export function signalProcess(pid: number, signal: 'SIGSTOP' | 'SIGCONT'): void {
-  try {
-    process.kill(pid, signal);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
   }
 }
 
@@ -354,7 +328,6 @@ export async function startNodeRedDispatch(o: { devices: readonly HomeDevice[]; 
   }
   const red = await startNodeRed({ flow: fillTemplate(DISPATCH_FLOW, values) });
   const stop = async () => {
-    signalProcess(red.child.pid!, 'SIGCONT');
     const code = await red.stop();
     if (code !== 0) o.out?.(`  warning: Node-RED exited with ${code} on SIGINT`);
   };
@@ -364,7 +337,6 @@ export async function startNodeRedDispatch(o: { devices: readonly HomeDevice[]; 
     const timer = await DispatchTimer.open({ brokerUrl: o.broker.url, topic: `flex/v1/gw/${o.gateway}/order`, makeOrder: orders.makeOrder, expected: nodeRedDispatchWrites(o.devices, o.proxies) });
     return {
       name: 'Node-RED',
-      pid: red.child.pid!,
       measure: (messages, warmup) => timer.measure(messages, warmup),
       stop: async () => {
         await timer.close();
@@ -416,10 +388,7 @@ export async function startBareDispatch(o: { devices: readonly HomeDevice[]; pro
   const topic = `flex/v1/gw/${o.gateway}/order`;
   const endpoints = Object.fromEntries(o.devices.map((d) => [d.id, { port: o.proxies.portOf(d) }]));
   const child = spawn(process.execPath, ['-e', bareScript({ brokerUrl: o.broker.url, topic, endpoints })], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const stop = async () => {
-    signalProcess(child.pid!, 'SIGCONT');
-    await stopChild(child);
-  };
+  const stop = () => stopChild(child);
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the bare dispatcher did not start within 30 s')), 30_000);
@@ -437,7 +406,6 @@ export async function startBareDispatch(o: { devices: readonly HomeDevice[]; pro
     const timer = await DispatchTimer.open({ brokerUrl: o.broker.url, topic, makeOrder: orders.makeOrder, expected: nodeRedDispatchWrites(o.devices, o.proxies) });
     return {
       name: 'bare floor',
-      pid: child.pid!,
       measure: (messages, warmup) => timer.measure(messages, warmup),
       stop: async () => {
         await timer.close();
@@ -473,7 +441,7 @@ export async function runDispatchComparison(out: Out, options: { messages: numbe
           { proxyDevices: devices, start: (proxies) => startNodeRedDispatch({ devices, proxies, broker, gateway: gateways[0]!, out }) },
           { proxyDevices: devices, start: (proxies) => startBareDispatch({ devices, proxies, broker, gateway: gateways[1]! }) },
         ],
-        (systems) => timeInTurns(systems, { messages: options.messages, warmup: 50 }),
+        (systems) => timeInterleaved(systems, { messages: options.messages, warmup: 50 }),
       );
       const figures: RunFigures = { nodeRed: nodeRed!, bare: bare! };
       const f = figures;

@@ -5,9 +5,9 @@
  * than a bare Node-RED flow (mqtt in → modbus write, no verification; bench/dispatch-nodered.ts).
  *
  * Same run, same broker process, same simulated home (own process); the three systems run side by
- * side, each on its own counting proxies and order topic, and are timed in turns of 100 orders (only
- * the one being timed runs; the others are paused: timeInTurns in bench/dispatch-nodered.ts), so a
- * burst of load from outside falls on all of them alike:
+ * side, each on its own counting proxies and order topic, and are timed order by order in turn
+ * (timeInterleaved in bench/dispatch-nodered.ts), so a burst of load from outside falls on all of
+ * them alike:
  *  - flexgate: the compiled agent, started with the service's node flags (docs/flexgate.service),
  *    verifying every order (EIP-712, trusted signer, sequence made durable in SQLite) and carrying it
  *    out through the order book and the dispatcher. One sample = publish → the last write response
@@ -35,7 +35,7 @@ import { execFileSync } from 'node:child_process';
 import { addressOf, type Hex } from '../ledger-client/eip712.js';
 import type { Address } from '../ledger-client/wire.js';
 import type { HomeDevice } from '../simulators/home.js';
-import { DISPATCH_DEVICES, signalProcess, signedOrders, startBareDispatch, startNodeRedDispatch, timeInTurns, TURN_ORDERS, withSystems, type DispatchLatency, type DispatchSample, type DispatchSystem } from './dispatch-nodered.js';
+import { DISPATCH_DEVICES, signedOrders, startBareDispatch, startNodeRedDispatch, timeInterleaved, withSystems, type DispatchLatency, type DispatchSample, type DispatchSystem } from './dispatch-nodered.js';
 import { median, percentile, ProxySet, REPO_ROOT, startBrokerProcess, startCompiledAgent, startSimProcess, type CountingProxy, type WireRequest } from './support.js';
 import type { BenchRow, Benchmark, Out } from './types.js';
 
@@ -98,7 +98,6 @@ async function startFlexgateDispatch(o: { devices: readonly HomeDevice[]; proxie
       p.onRequest = undefined;
     }
     await client?.endAsync(true);
-    if (agent) signalProcess(agent.child.pid!, 'SIGCONT');
     await agent?.stop();
     rmSync(dir, { recursive: true, force: true });
   };
@@ -124,7 +123,6 @@ async function startFlexgateDispatch(o: { devices: readonly HomeDevice[]; proxie
     for (const d of o.devices) if (d.modbus && (DISPATCH_DEVICES as readonly string[]).includes(d.id)) deviceOf.set(`${o.proxies.portOf(d)} u${d.modbus.unitId}`, d.id);
     let current: { t0: number; orderId: string; firstRequestMs: number; lastResponseMs: number; devices: Set<string>; started: () => void } | undefined;
     const firstWrites: number[] = [];
-    const trace: string[] = [];
     for (const p of o.proxies.proxies) {
       p.onRequest = (r) => {
         if (current && WRITE_FCS.has(r.functionCode) && current.firstRequestMs === 0) current.firstRequestMs = r.atMs;
@@ -175,7 +173,6 @@ async function startFlexgateDispatch(o: { devices: readonly HomeDevice[]; proxie
     const devicesWritten: number[] = [];
     return {
       name: 'flexgate',
-      pid: agentPid,
       devicesWritten,
       measure: async (messages, warmup) => {
         const samples: DispatchSample[] = [];
@@ -188,16 +185,11 @@ async function startFlexgateDispatch(o: { devices: readonly HomeDevice[]; proxie
             samples.push(s.sample);
             devicesWritten.push(s.devices);
             firstWrites.push(s.firstWriteMs);
-            trace.push(`${i - 1},${s.firstWriteMs.toFixed(3)},${s.sample.acknowledgedMs.toFixed(3)},${s.devices}`);
           }
         }
         return { samples, lost, exceptions: 0 };
       },
       stop: async () => {
-        signalProcess(agentPid, 'SIGCONT');
-        // FLEXGATE_BENCH_TRACE=file: appends every timed order (order number, first write, last answer, devices written).
-        const traceFile = process.env['FLEXGATE_BENCH_TRACE'];
-        if (traceFile) writeFileSync(traceFile, `order,firstWriteMs,lastAnswerMs,devices\n${trace.join('\n')}\n`, { flag: 'a' });
         o.out(`  flexgate: first write on the wire ${percentile(firstWrites, 50).toFixed(2)} ms after the publish (p50): MQTT, verification, the durable sequence, the decision`);
         const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${agentPid}/status`, 'utf8'))?.[1];
         if (hwm) o.out(`  flexgate: peak RSS of the agent over the run ${(Number(hwm) / 1024).toFixed(1)} MB (${DISPATCH_DEVICES.length + 1} devices, dispatch on, ${i} orders)`);
@@ -226,10 +218,10 @@ export async function runDispatchBenchmark(out: Out, options: { messages: number
     // Warm the test apparatus (the simulated home, the broker, this process's proxies and MQTT
     // client: all JIT-compiled) before anything is timed, so that whichever system goes first in run
     // 1 is not also timing their warm-up. Bare writes, not recorded.
-    await withSystems([bare], (systems) => timeInTurns(systems, { messages: 0, warmup: 300 }));
+    await withSystems([bare], (systems) => timeInterleaved(systems, { messages: 0, warmup: 300 }));
     for (let run = 1; run <= options.runs; run++) {
-      // Every system on its own proxies and order topic; timed in turns (timeInTurns), the first turn
-      // rotated from run to run. FLEXGATE_BENCH_ONLY=flexgate: flexgate alone, no baselines, no rows.
+      // Every system on its own proxies and order topic, timed order by order in turn (timeInterleaved).
+      // FLEXGATE_BENCH_ONLY=flexgate: flexgate alone, no baselines, no rows.
       let flexgate: FlexgateSystem | undefined;
       const entries = [
         { proxyDevices: sim.devices, start: async (proxies: ProxySet) => (flexgate = await startFlexgateDispatch({ devices: sim.devices, proxies, brokerUrl: broker.url, out })) },
@@ -241,7 +233,7 @@ export async function runDispatchBenchmark(out: Out, options: { messages: number
       const names: string[] = [];
       const results = await withSystems(chosen, (systems) => {
         names.push(...systems.map((s) => s.name));
-        return timeInTurns(systems, { messages: options.messages, warmup: 50 });
+        return timeInterleaved(systems, { messages: options.messages, warmup: 50 });
       });
       const of = (name: string) => results[names.indexOf(name)];
       const r = { flexgate: { ...of('flexgate')!, devicesWritten: flexgate!.devicesWritten }, nodeRed: of('Node-RED'), bare: of('bare floor') };
@@ -252,7 +244,7 @@ export async function runDispatchBenchmark(out: Out, options: { messages: number
       };
       const written = r.flexgate.devicesWritten;
       const all4 = written.filter((n) => n === DISPATCH_DEVICES.length).length;
-      out(`run ${run} (turns of ${TURN_ORDERS}: ${names.join(', ')}): flexgate ${line(r.flexgate)}, ${all4} of ${written.length} orders wrote all ${DISPATCH_DEVICES.length} devices (mean ${(written.reduce((a, b) => a + b, 0) / Math.max(1, written.length)).toFixed(2)})${r.bare ? `; bare floor ${line(r.bare)}` : ''}${r.nodeRed ? `; Node-RED ${line(r.nodeRed)}` : ''}`);
+      out(`run ${run} (interleaved: ${names.join(', ')}): flexgate ${line(r.flexgate)}, ${all4} of ${written.length} orders wrote all ${DISPATCH_DEVICES.length} devices (mean ${(written.reduce((a, b) => a + b, 0) / Math.max(1, written.length)).toFixed(2)})${r.bare ? `; bare floor ${line(r.bare)}` : ''}${r.nodeRed ? `; Node-RED ${line(r.nodeRed)}` : ''}`);
     }
   } finally {
     await broker.stop();
