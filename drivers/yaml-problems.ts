@@ -3,7 +3,7 @@
  * path, what was expected and what was found, and the line and column in the file. Used for the
  * config (agent/config/load.ts) and device profiles (drivers/profiles/load.ts).
  */
-import { isMap, isPair, isScalar, isSeq, type LineCounter, type Node, type parseDocument } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, visit, type LineCounter, type Node, type parseDocument } from 'yaml';
 import type { z } from 'zod';
 
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -49,6 +49,38 @@ export function describeIssue(issue: z.core.$ZodIssue): string {
       return input === undefined || typeof input === 'object' ? issue.message : `${issue.message}, ${found}`;
     default:
       return `${issue.message}, ${found}`;
+  }
+}
+
+/** Aliases a document may expand (`*name`): enough for any real file, not for a "billion laughs". */
+export const MAX_ALIAS_COUNT = 100;
+
+/**
+ * The document as plain data, or the problem that stops it: an alias whose anchor is not set before
+ * it (`*name` with no `&name` above), or aliases expanding past MAX_ALIAS_COUNT. The yaml library
+ * reports neither in `doc.errors`: it throws when the data is built.
+ */
+export function documentData(doc: ReturnType<typeof parseDocument>, lineCounter: LineCounter): { data: unknown } | { problem: { message: string; line?: number; column?: number } } {
+  try {
+    return { data: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) };
+  } catch (e) {
+    let at: { line?: number; column?: number } = {};
+    let unresolved: string | undefined;
+    visit(doc, {
+      Alias(_, node) {
+        if (node.resolve(doc) !== undefined) return undefined;
+        unresolved = node.source;
+        const offset = node.range?.[0];
+        if (offset !== undefined) {
+          const { line, col } = lineCounter.linePos(offset);
+          at = { line, column: col };
+        }
+        return visit.BREAK;
+      },
+    });
+    if (unresolved !== undefined) return { problem: { message: `YAML alias *${unresolved}: no anchor &${unresolved} is set before it`, ...at } };
+    const detail = e instanceof Error ? e.message : String(e);
+    return { problem: { message: `YAML aliases: ${detail} (at most ${MAX_ALIAS_COUNT} alias expansions)` } };
   }
 }
 

@@ -94,6 +94,33 @@ devices:
     expect(problemsOf('')[0]).toContain('the file is empty');
   });
 
+  it('reports an alias without its anchor, and alias bombs, as problems with their line', () => {
+    expect(problemsOf('gateway: { name: x, dataDir: /tmp/x }\ndevices: *devs\n')).toEqual(['2:10 : YAML alias *devs: no anchor &devs is set before it']);
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...'bcdefgh'.split('').map((k, i) => `${k}: &${k} [${Array(10).fill(`*${'abcdefgh'[i]}`).join(', ')}]`), 'gateway: *h'].join('\n');
+    expect(problemsOf(bomb)[0]).toMatch(/^-:- : YAML aliases: .*at most 100 alias expansions/);
+  });
+
+  it('damaged config text only ever gives a ConfigError', () => {
+    const text = readFileSync(`${root}examples/flexgate.yaml`, 'utf8');
+    const edit = fc.tuple(fc.nat(), fc.nat({ max: 8 }), fc.stringMatching(/^[*&!|>{}[\],:#'" a-z0-9-]{0,6}$/));
+    fc.assert(
+      fc.property(fc.array(edit, { minLength: 1, maxLength: 4 }), (edits) => {
+        let damaged = text;
+        for (const [at, remove, insert] of edits) {
+          const i = at % (damaged.length + 1);
+          damaged = damaged.slice(0, i) + insert + damaged.slice(i + remove);
+        }
+        try {
+          parseConfigText(damaged);
+        } catch (e) {
+          expect(e).toBeInstanceOf(ConfigError);
+          for (const p of (e as ConfigError).problems) expect(p.message.length).toBeGreaterThan(0);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('names a missing file', () => {
     expect(() => loadConfigFile('/nonexistent/flexgate.yaml')).toThrow(/cannot read config: file not found/);
   });

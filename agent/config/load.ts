@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
-import { closest, describeIssue, formatPath, knownKeysAt, position } from '../../drivers/yaml-problems.js';
+import { closest, describeIssue, documentData, formatPath, knownKeysAt, position } from '../../drivers/yaml-problems.js';
 import { loadDeviceProfiles } from './profiles.js';
 import { configSchema, type Config } from './schema.js';
 
@@ -78,7 +78,9 @@ export function parseConfigText(text: string, file = 'flexgate.yaml'): Config {
       }),
     );
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  const built = documentData(doc, lineCounter);
+  if ('problem' in built) throw new ConfigError(file, [{ path: '', ...built.problem }]);
+  const data = built.data;
   if (data === null || data === undefined) {
     throw new ConfigError(file, [{ path: '', message: 'the file is empty: expected a mapping with gateway and devices' }]);
   }

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LineCounter, parseDocument } from 'yaml';
-import { closest, describeIssue, formatPath, knownKeysAt, position } from '../yaml-problems.js';
+import { closest, describeIssue, documentData, formatPath, knownKeysAt, position } from '../yaml-problems.js';
 import { checkProfile, profileSchema, type Profile } from './schema.js';
 
 export interface ProfileProblem {
@@ -83,7 +83,9 @@ export function parseProfileText(text: string, file = 'profile.yaml'): Profile {
       doc.errors.map((e) => ({ path: '', message: `YAML syntax: ${e.message.split('\n')[0]}`, line: e.linePos?.[0]?.line, column: e.linePos?.[0]?.col })),
     );
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  const built = documentData(doc, lineCounter);
+  if ('problem' in built) throw new ProfileError(file, [{ path: '', ...built.problem }]);
+  const data = built.data;
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new ProfileError(file, [{ path: '', message: 'expected a mapping with profile, class, transport, readings, controls and revert' }]);
   }
