@@ -96,7 +96,7 @@ function writeKey(proxy: CountingProxy, r: Pick<WireRequest, 'unitId' | 'functio
  * every expected write was received and acknowledged on the proxies. The system must already be
  * running and connected to `brokerUrl`; `open` sends probe orders until it answers one
  * (subscriptions and Modbus connections take a moment). `measure` may then be called many times
- * (the interleaved runs time a system in blocks).
+ * (`timeInterleaved` times one order at a time).
  */
 export class DispatchTimer {
   private readonly expectedKeys: Set<string>;
@@ -132,11 +132,9 @@ export class DispatchTimer {
     const client = await mqtt.connectAsync(o.brokerUrl, { clientId: `flexgate-bench-aggregator-${randomBytes(4).toString('hex')}`, clean: true, protocolVersion: 4, reconnectPeriod: 0 });
     const timer = new DispatchTimer(o, client);
     try {
-      const readyBy = performance.now() + (o.readyTimeoutMs ?? 30_000);
-      while (!(await timer.one(250))) {
-        if (performance.now() > readyBy) throw new Error(`no order was carried out within ${(o.readyTimeoutMs ?? 30_000) / 1000} s (expected writes: ${[...timer.expectedKeys].join(', ')})`);
-        await sleep(250); // let a late write of the probe land before the next one
-      }
+      const giveUpMs = o.readyTimeoutMs ?? 30_000;
+      // 250 ms between probes: a late write of one lands before the next.
+      await untilAnswered(() => timer.one(250), { pauseMs: 250, giveUpMs, failure: () => `no order was carried out within ${giveUpMs / 1000} s (expected writes: ${[...timer.expectedKeys].join(', ')})` });
       return timer;
     } catch (e) {
       await timer.close();
@@ -146,18 +144,9 @@ export class DispatchTimer {
 
   /** `warmup` untimed orders, then `messages` timed ones, each 5–15 ms after the last one's writes. */
   async measure(messages: number, warmup: number): Promise<DispatchLatency> {
-    const samples: DispatchSample[] = [];
-    let lost = 0;
     const exceptionsBefore = this.exceptions;
-    for (let n = 0; n < warmup + messages; n++) {
-      await sleep(5 + Math.random() * 10);
-      const s = await this.one(this.o.timeoutMs ?? 2000);
-      if (!s) {
-        lost++;
-        await sleep(500);
-      } else if (n >= warmup) samples.push(s);
-    }
-    return { samples, lost, exceptions: this.exceptions - exceptionsBefore };
+    const { timed, lost } = await timeOrders(messages, warmup, () => this.one(this.o.timeoutMs ?? 2000), { pauseAfterLostMs: 500 });
+    return { samples: timed, lost, exceptions: this.exceptions - exceptionsBefore };
   }
 
   async close(): Promise<void> {
@@ -185,6 +174,33 @@ export class DispatchTimer {
     if (!ok) return undefined;
     return { receivedMs: Math.max(...state.requests.values()) - t0, acknowledgedMs: Math.max(...state.responses.values()) - t0 };
   }
+}
+
+/** Sends probe orders (`probe` resolves undefined when one went unanswered) until one is answered. */
+export async function untilAnswered(probe: () => Promise<unknown>, o: { pauseMs: number; giveUpMs: number; failure: () => string }): Promise<void> {
+  const giveUpAt = performance.now() + o.giveUpMs;
+  while ((await probe()) === undefined) {
+    if (performance.now() > giveUpAt) throw new Error(o.failure());
+    await sleep(o.pauseMs);
+  }
+}
+
+/**
+ * One order at a time, each 5–15 ms (random) after the last one's writes: `warmup` untimed, then
+ * `messages` timed. `one` sends an order and resolves its result, or undefined when it was lost.
+ */
+export async function timeOrders<T>(messages: number, warmup: number, one: () => Promise<T | undefined>, o: { pauseAfterLostMs?: number } = {}): Promise<{ timed: T[]; lost: number }> {
+  const timed: T[] = [];
+  let lost = 0;
+  for (let n = 0; n < warmup + messages; n++) {
+    await sleep(5 + Math.random() * 10);
+    const s = await one();
+    if (s === undefined) {
+      lost++;
+      if (o.pauseAfterLostMs) await sleep(o.pauseAfterLostMs);
+    } else if (n >= warmup) timed.push(s);
+  }
+  return { timed, lost };
 }
 
 /** A system under test, started, connected and answering orders. */

@@ -35,14 +35,13 @@ import { execFileSync } from 'node:child_process';
 import { addressOf, type Hex } from '../ledger-client/eip712.js';
 import type { Address } from '../ledger-client/wire.js';
 import type { HomeDevice } from '../simulators/home.js';
-import { DISPATCH_DEVICES, signedOrders, startBareDispatch, startNodeRedDispatch, timeInterleaved, withSystems, type DispatchLatency, type DispatchSample, type DispatchSystem } from './dispatch-nodered.js';
+import { DISPATCH_DEVICES, signedOrders, startBareDispatch, startNodeRedDispatch, timeInterleaved, timeOrders, untilAnswered, withSystems, type DispatchLatency, type DispatchSample, type DispatchSystem } from './dispatch-nodered.js';
 import { median, percentile, ProxySet, REPO_ROOT, startBrokerProcess, startCompiledAgent, startSimProcess, type CountingProxy, type WireRequest } from './support.js';
 import type { BenchRow, Benchmark, Out } from './types.js';
 
 const CHAIN_ID = 31337;
 const TARGET_P99_MS = 10;
 const WRITE_FCS = new Set([5, 6, 15, 16]);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface FlexgateLatency extends DispatchLatency {
   /** Per timed order: how many of the four devices it wrote. */
@@ -165,29 +164,18 @@ async function startFlexgateDispatch(o: { devices: readonly HomeDevice[]; proxie
       return { sample: { receivedMs: ms, acknowledgedMs: ms }, devices: state.devices.size, firstWriteMs: state.firstRequestMs - state.t0 };
     };
     // Ready: subscribed to orders, every device connected and read once.
-    const readyBy = performance.now() + 60_000;
-    while (!(await one(1000))) {
-      if (performance.now() > readyBy) throw new Error('flexgate carried out no order within 60 s');
-      await sleep(500);
-    }
+    await untilAnswered(() => one(1000), { pauseMs: 500, giveUpMs: 60_000, failure: () => 'flexgate carried out no order within 60 s' });
     const devicesWritten: number[] = [];
     return {
       name: 'flexgate',
       devicesWritten,
       measure: async (messages, warmup) => {
-        const samples: DispatchSample[] = [];
-        let lost = 0;
-        for (let n = 0; n < warmup + messages; n++) {
-          await sleep(5 + Math.random() * 10);
-          const s = await one(2000);
-          if (!s) lost++;
-          else if (n >= warmup) {
-            samples.push(s.sample);
-            devicesWritten.push(s.devices);
-            firstWrites.push(s.firstWriteMs);
-          }
+        const { timed, lost } = await timeOrders(messages, warmup, () => one(2000));
+        for (const s of timed) {
+          devicesWritten.push(s.devices);
+          firstWrites.push(s.firstWriteMs);
         }
-        return { samples, lost, exceptions: 0 };
+        return { samples: timed.map((s) => s.sample), lost, exceptions: 0 };
       },
       stop: async () => {
         o.out(`  flexgate: first write on the wire ${percentile(firstWrites, 50).toFixed(2)} ms after the publish (p50): MQTT, verification, the durable sequence, the decision`);
@@ -230,13 +218,11 @@ export async function runDispatchBenchmark(out: Out, options: { messages: number
       ];
       const only = process.env['FLEXGATE_BENCH_ONLY'] === 'flexgate';
       const chosen = only ? entries.slice(0, 1) : entries.map((_, k) => entries[(k + run - 1) % entries.length]!);
-      const names: string[] = [];
-      const results = await withSystems(chosen, (systems) => {
-        names.push(...systems.map((s) => s.name));
-        return timeInterleaved(systems, { messages: options.messages, warmup: 50 });
+      const byName = await withSystems(chosen, async (systems) => {
+        const results = await timeInterleaved(systems, { messages: options.messages, warmup: 50 });
+        return new Map(systems.map((s, k) => [s.name, results[k]!]));
       });
-      const of = (name: string) => results[names.indexOf(name)];
-      const r = { flexgate: { ...of('flexgate')!, devicesWritten: flexgate!.devicesWritten }, nodeRed: of('Node-RED'), bare: of('bare floor') };
+      const r = { flexgate: { ...byName.get('flexgate')!, devicesWritten: flexgate!.devicesWritten }, nodeRed: byName.get('Node-RED'), bare: byName.get('bare floor') };
       runs.push(r);
       const line = (l: DispatchLatency) => {
         const a = l.samples.map((s) => s.acknowledgedMs);
@@ -244,7 +230,7 @@ export async function runDispatchBenchmark(out: Out, options: { messages: number
       };
       const written = r.flexgate.devicesWritten;
       const all4 = written.filter((n) => n === DISPATCH_DEVICES.length).length;
-      out(`run ${run} (interleaved: ${names.join(', ')}): flexgate ${line(r.flexgate)}, ${all4} of ${written.length} orders wrote all ${DISPATCH_DEVICES.length} devices (mean ${(written.reduce((a, b) => a + b, 0) / Math.max(1, written.length)).toFixed(2)})${r.bare ? `; bare floor ${line(r.bare)}` : ''}${r.nodeRed ? `; Node-RED ${line(r.nodeRed)}` : ''}`);
+      out(`run ${run} (interleaved: ${[...byName.keys()].join(', ')}): flexgate ${line(r.flexgate)}, ${all4} of ${written.length} orders wrote all ${DISPATCH_DEVICES.length} devices (mean ${(written.reduce((a, b) => a + b, 0) / Math.max(1, written.length)).toFixed(2)})${r.bare ? `; bare floor ${line(r.bare)}` : ''}${r.nodeRed ? `; Node-RED ${line(r.nodeRed)}` : ''}`);
     }
   } finally {
     await broker.stop();

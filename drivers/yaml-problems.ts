@@ -1,9 +1,9 @@
 /**
- * Problems in YAML documents checked against a zod schema, as an installer can act on them: the
- * path, what was expected and what was found, and the line and column in the file. Used for the
- * config (agent/config/load.ts) and device profiles (drivers/profiles/load.ts).
+ * Reading YAML documents (`readDocument`) and their problems against a zod schema, as an installer
+ * can act on them: the path, what was expected and what was found, and the line and column in the
+ * file. Used for the config (agent/config/load.ts) and device profiles (drivers/profiles/load.ts).
  */
-import { isMap, isPair, isScalar, isSeq, visit, type LineCounter, type Node, type parseDocument } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Node } from 'yaml';
 import type { z } from 'zod';
 
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -53,16 +53,35 @@ export function describeIssue(issue: z.core.$ZodIssue): string {
 }
 
 /** Aliases a document may expand (`*name`): enough for any real file, not for a "billion laughs". */
-export const MAX_ALIAS_COUNT = 100;
+const MAX_ALIAS_COUNT = 100;
+
+/** A problem that stops a document before its data can be checked, with where it is. */
+export interface DocumentProblem {
+  message: string;
+  line?: number;
+  column?: number;
+}
 
 /**
- * The document as plain data, or the problem that stops it: an alias whose anchor is not set before
- * it (`*name` with no `&name` above), or aliases expanding past MAX_ALIAS_COUNT. The yaml library
- * reports neither in `doc.errors`: it throws when the data is built.
+ * Parses YAML text (duplicate keys are errors) into its document, line counter (for `position`)
+ * and plain data, or returns the problems that stop it: its YAML syntax errors; else an alias
+ * whose anchor is not set before it (`*name` with no `&name` above), or aliases expanding past
+ * MAX_ALIAS_COUNT — the yaml library reports these two not in `doc.errors` but by throwing when
+ * the data is built.
  */
-export function documentData(doc: ReturnType<typeof parseDocument>, lineCounter: LineCounter): { data: unknown } | { problem: { message: string; line?: number; column?: number } } {
+export function readDocument(text: string): { doc: ReturnType<typeof parseDocument>; lineCounter: LineCounter; data: unknown } | { problems: DocumentProblem[] } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      problems: doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        return { message: `YAML syntax: ${e.message.split('\n')[0]}`, line: pos?.line, column: pos?.col };
+      }),
+    };
+  }
   try {
-    return { data: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) };
+    return { doc, lineCounter, data: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) };
   } catch (e) {
     let at: { line?: number; column?: number } = {};
     let unresolved: string | undefined;
@@ -78,9 +97,9 @@ export function documentData(doc: ReturnType<typeof parseDocument>, lineCounter:
         return visit.BREAK;
       },
     });
-    if (unresolved !== undefined) return { problem: { message: `YAML alias *${unresolved}: no anchor &${unresolved} is set before it`, ...at } };
+    if (unresolved !== undefined) return { problems: [{ message: `YAML alias *${unresolved}: no anchor &${unresolved} is set before it`, ...at }] };
     const detail = e instanceof Error ? e.message : String(e);
-    return { problem: { message: `YAML aliases: ${detail} (at most ${MAX_ALIAS_COUNT} alias expansions)` } };
+    return { problems: [{ message: `YAML aliases: ${detail} (at most ${MAX_ALIAS_COUNT} alias expansions)` }] };
   }
 }
 

@@ -5,8 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
-import { closest, describeIssue, documentData, formatPath, knownKeysAt, position } from '../../drivers/yaml-problems.js';
+import { closest, describeIssue, formatPath, knownKeysAt, position, readDocument } from '../../drivers/yaml-problems.js';
 import { loadDeviceProfiles } from './profiles.js';
 import { configSchema, type Config } from './schema.js';
 
@@ -67,20 +66,9 @@ export function loadConfigFile(file: string): Config {
 
 /** Parses YAML text and validates it; throws ConfigError listing every problem found. */
 export function parseConfigText(text: string, file = 'flexgate.yaml'): Config {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      file,
-      doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
-        return { path: '', message: `YAML syntax: ${e.message.split('\n')[0]}`, line: pos?.line, column: pos?.col };
-      }),
-    );
-  }
-  const built = documentData(doc, lineCounter);
-  if ('problem' in built) throw new ConfigError(file, [{ path: '', ...built.problem }]);
-  const data = built.data;
+  const read = readDocument(text);
+  if ('problems' in read) throw new ConfigError(file, read.problems.map((p) => ({ path: '', ...p })));
+  const { doc, lineCounter, data } = read;
   if (data === null || data === undefined) {
     throw new ConfigError(file, [{ path: '', message: 'the file is empty: expected a mapping with gateway and devices' }]);
   }

@@ -7,8 +7,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineCounter, parseDocument } from 'yaml';
-import { closest, describeIssue, documentData, formatPath, knownKeysAt, position } from '../yaml-problems.js';
+import { closest, describeIssue, formatPath, knownKeysAt, position, readDocument } from '../yaml-problems.js';
 import { checkProfile, profileSchema, type Profile } from './schema.js';
 
 export interface ProfileProblem {
@@ -75,17 +74,9 @@ export function loadProfile(nameOrPath: string): Profile {
 }
 
 export function parseProfileText(text: string, file = 'profile.yaml'): Profile {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new ProfileError(
-      file,
-      doc.errors.map((e) => ({ path: '', message: `YAML syntax: ${e.message.split('\n')[0]}`, line: e.linePos?.[0]?.line, column: e.linePos?.[0]?.col })),
-    );
-  }
-  const built = documentData(doc, lineCounter);
-  if ('problem' in built) throw new ProfileError(file, [{ path: '', ...built.problem }]);
-  const data = built.data;
+  const read = readDocument(text);
+  if ('problems' in read) throw new ProfileError(file, read.problems.map((p) => ({ path: '', ...p })));
+  const { doc, lineCounter, data } = read;
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new ProfileError(file, [{ path: '', message: 'expected a mapping with profile, class, transport, readings, controls and revert' }]);
   }
